@@ -1,0 +1,86 @@
+//! The command line: Docker's actions plus the `configure` and `register` commands.
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::ENVIRONMENT;
+
+/// Docker credential helper for Amazon Lightsail container service registries.
+///
+/// Docker, podman, skopeo and other clients run it through `credHelpers` in
+/// ~/.docker/config.json; it gets registry logins from the Lightsail API and caches them
+/// until shortly before they expire.
+#[derive(Debug, Parser)]
+#[command(
+    name = "docker-credential-lightsail",
+    version,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print credentials for the server URL read from stdin (Docker protocol).
+    Get,
+    /// Keep the {"ServerURL","Username","Secret"} read from stdin for 12 hours (`docker login`).
+    Store,
+    /// Forget everything held for the server URL read from stdin (`docker logout`).
+    Erase,
+    /// Print the registries held, with their usernames, as JSON.
+    List,
+    /// Print the name and version.
+    Version,
+    /// Point Docker at this helper for your Lightsail registries (edits config.json).
+    Configure(ConfigureArgs),
+    /// Register a pushed image with a Lightsail container service.
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// AWS region to configure (repeatable; default: the region of the current AWS profile).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// Print the change to config.json without writing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Name of the Lightsail container service.
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// Label of the image: 1 to 53 of a-z, 0-9 and '-', not starting or ending with '-'.
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+    /// Digest of the pushed image: sha256:<64 hex digits>.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: String,
+    /// AWS region of the service (default: the region of the current AWS profile).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Print the whole containerImage object as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The clap command with the environment variables appended to `--help`.
+pub fn command() -> clap::Command {
+    Cli::command().after_long_help(environment_help())
+}
+
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+fn environment_help() -> String {
+    let mut help = String::from("Environment:\n");
+    for (name, what) in ENVIRONMENT {
+        help.push_str(&format!("  {name}\n          {what}\n"));
+    }
+    help
+}

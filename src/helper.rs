@@ -1,0 +1,362 @@
+//! What each credential-helper action does, between the cache and the API.
+//!
+//! The hit path of `get` is deliberately tiny: parse the host, read one or two small files,
+//! compare a timestamp. The async runtime, AWS config and credentials are touched only on a miss.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::cache::{Cache, Freshness, Login, now};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lightsail::Lightsail;
+use crate::registry::Registry;
+use crate::secret::Secret;
+
+/// How long a Lightsail registry login lasts; what `store` assumes for what `docker login` gave it.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// `get`: the credentials for `server_url`, or `NotFound` when the host is not a Lightsail
+/// registry of the caller's account.
+pub fn get(config: &Config, server_url: &str) -> Result<Login> {
+    get_with(config, server_url, |region| fetch_login(config, region))
+}
+
+/// `get` with the API call passed in, so the decisions can be tested without a network.
+fn get_with(
+    config: &Config,
+    server_url: &str,
+    fetch: impl FnOnce(&str) -> Result<Login>,
+) -> Result<Login> {
+    let registry = Registry::parse(server_url).ok_or(Error::NotFound)?;
+    let now = now();
+    let margin = config.refresh_margin;
+    let cache = config.cache_dir.as_deref().and_then(Cache::open);
+    let Some(cache) = cache else {
+        return ours(fetch(&registry.region)?, &registry);
+    };
+
+    let stored = cache
+        .stored_slot(&registry.host)
+        .read()
+        .filter(|login| login.registry == registry.host);
+    if let Some(login) = stored
+        .as_ref()
+        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
+    {
+        debug!("serving credentials stored by `docker login`");
+        return Ok(login.clone());
+    }
+    let slot = cache.login_slot(&registry.region, &config.identity);
+    if let Some(login) = slot
+        .read()
+        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
+    {
+        debug!("cache hit for {}", registry.region);
+        return ours(login, &registry);
+    }
+
+    // Miss. Whatever is aging but unexpired may still serve if the refresh fails.
+    let fallback = || {
+        let aging = |login: &Login| {
+            login.registry == registry.host && login.freshness(now, margin) == Freshness::Aging
+        };
+        stored
+            .clone()
+            .filter(aging)
+            .or_else(|| slot.read().filter(aging))
+    };
+    let locked = match slot.lock(config.lock_timeout) {
+        Ok(locked) => Some(locked),
+        Err(err @ Error::LockTimeout { .. }) => {
+            return fallback().ok_or(err);
+        }
+        Err(err) => {
+            debug!("going on without the cache lock: {err}");
+            None
+        }
+    };
+    if let Some(login) = locked
+        .as_ref()
+        .and_then(|locked| locked.read())
+        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
+    {
+        debug!("another process fetched the login while this one waited");
+        return ours(login, &registry);
+    }
+    match fetch(&registry.region) {
+        Ok(login) => {
+            if let Some(locked) = &locked
+                && let Err(err) = locked.write(&login)
+            {
+                debug!(
+                    "could not save the login in {}: {err}",
+                    cache.dir().display()
+                );
+            }
+            ours(login, &registry)
+        }
+        Err(err) => match fallback() {
+            Some(login) => {
+                debug!("refresh failed ({err}); serving the unexpired cached login");
+                Ok(login)
+            }
+            None => Err(err),
+        },
+    }
+}
+
+/// The account's Lightsail login answers for its own registry host only: any other ECR host
+/// in the region (the user's own ECR registry, say) is not ours.
+fn ours(login: Login, registry: &Registry) -> Result<Login> {
+    if login.registry == registry.host {
+        Ok(login)
+    } else {
+        debug!(
+            "{} is not this account's Lightsail registry ({})",
+            registry.host, login.registry
+        );
+        Err(Error::NotFound)
+    }
+}
+
+/// One bounded API round trip, on a runtime made only for it.
+pub fn fetch_login(config: &Config, region: &str) -> Result<Login> {
+    run_bounded(config, region, async {
+        debug!("asking Lightsail for a registry login in {region}");
+        Lightsail::connect(region, config)
+            .await?
+            .registry_login()
+            .await
+    })
+}
+
+/// Runs `work` on a fresh single-threaded runtime, giving up after the configured timeout.
+pub fn run_bounded<T>(
+    config: &Config,
+    region: &str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
+    runtime.block_on(async {
+        tokio::time::timeout(config.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    region: region.to_string(),
+                    after: config.timeout,
+                })
+            })
+    })
+}
+
+/// `store`: keeps what `docker login` was given for a Lightsail/ECR host, for a login's lifetime.
+pub fn store(config: &Config, server_url: &str, username: &str, secret: &str) -> Result<()> {
+    let registry = Registry::parse(server_url).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{} is not an Amazon Lightsail or ECR registry host; docker-credential-lightsail stores credentials only for those",
+            crate::error::one_line(server_url)
+        ))
+    })?;
+    if secret.is_empty() {
+        return Err(Error::InvalidInput("no credentials secret".into()));
+    }
+    let cache = open_for_writing(config)?;
+    let slot = cache.stored_slot(&registry.host);
+    let locked = slot.lock(config.lock_timeout)?;
+    let login = Login {
+        registry: registry.host,
+        username: username.to_string(),
+        secret: Secret::new(secret.to_string()),
+        expires_at: now() + LOGIN_LIFETIME.as_secs(),
+    };
+    locked
+        .write(&login)
+        .map_err(|err| Error::io("cannot save credentials in", cache.dir(), err))
+}
+
+/// `erase`: forgets everything held for the host, stored or fetched. Nothing held is fine.
+pub fn erase(config: &Config, server_url: &str) -> Result<()> {
+    let Some(registry) = Registry::parse(server_url) else {
+        return Ok(());
+    };
+    let Some(cache) = config.cache_dir.as_deref().and_then(Cache::open) else {
+        return Ok(());
+    };
+    for (slot, login) in cache.entries() {
+        if login.registry == registry.host {
+            let locked = slot.lock(config.lock_timeout)?;
+            locked
+                .remove()
+                .map_err(|err| Error::io("cannot remove credentials from", cache.dir(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// `list`: the registries held and unexpired, with their usernames. No API call, no secret.
+pub fn list(config: &Config) -> BTreeMap<String, String> {
+    let now = now();
+    config
+        .cache_dir
+        .as_deref()
+        .and_then(Cache::open)
+        .map(|cache| cache.entries())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, login)| login.freshness(now, Duration::ZERO) != Freshness::Expired)
+        .map(|(_, login)| (login.registry, login.username))
+        .collect()
+}
+
+fn open_for_writing(config: &Config) -> Result<Cache> {
+    let dir = config.cache_dir.as_deref().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "no cache directory to store credentials in: set HOME or {}",
+            crate::config::CACHE_DIR_VAR
+        ))
+    })?;
+    Cache::open(dir).ok_or_else(|| {
+        Error::io(
+            "cannot use the cache directory",
+            dir,
+            std::io::Error::other(
+                "missing, unsafe or not writable (DOCKER_CREDENTIAL_LIGHTSAIL_LOG=debug says why)",
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IdentitySource;
+    use std::cell::Cell;
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            cache_dir: Some(dir.to_path_buf()),
+            log_level: None,
+            refresh_margin: Duration::from_secs(1800),
+            timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(5),
+            identity: IdentitySource {
+                key: "test".into(),
+                description: "test".into(),
+            },
+            docker_config_dir: None,
+        }
+    }
+
+    fn login(secret: &str, expires_in: u64) -> Login {
+        Login {
+            registry: HOST.into(),
+            username: "AWS".into(),
+            secret: Secret::new(secret.into()),
+            expires_at: now() + expires_in,
+        }
+    }
+
+    fn unreachable(_: &str) -> Result<Login> {
+        Err(Error::Unreachable {
+            region: "us-east-1".into(),
+            reason: "test".into(),
+        })
+    }
+
+    #[test]
+    fn foreign_hosts_never_reach_the_api() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        for host in ["docker.io", "ghcr.io", "localhost:5000", ""] {
+            let err = get_with(&config, host, |_| panic!("API called for {host}")).unwrap_err();
+            assert!(matches!(err, Error::NotFound));
+        }
+    }
+
+    #[test]
+    fn one_fetch_then_hits_and_other_ecr_hosts_are_not_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let calls = Cell::new(0);
+        let fetch = |region: &str| {
+            assert_eq!(region, "us-east-1");
+            calls.set(calls.get() + 1);
+            Ok(login("one", 43_200))
+        };
+        assert_eq!(
+            get_with(&config, HOST, fetch).unwrap().secret.expose(),
+            "one"
+        );
+        assert_eq!(
+            get_with(&config, HOST, fetch).unwrap().secret.expose(),
+            "one"
+        );
+        let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        assert!(matches!(
+            get_with(&config, own_ecr, fetch),
+            Err(Error::NotFound)
+        ));
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn aging_login_is_refreshed_or_served_when_refresh_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        get_with(&config, HOST, |_| Ok(login("old", 600))).unwrap();
+        let served = get_with(&config, HOST, unreachable).unwrap();
+        assert_eq!(served.secret.expose(), "old");
+        let fresh = get_with(&config, HOST, |_| Ok(login("new", 43_200))).unwrap();
+        assert_eq!(fresh.secret.expose(), "new");
+    }
+
+    #[test]
+    fn expired_login_is_never_served() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let mut expired = login("gone", 0);
+        expired.expires_at = now() - 1;
+        get_with(&config, HOST, |_| Ok(expired)).unwrap();
+        assert!(matches!(
+            get_with(&config, HOST, unreachable),
+            Err(Error::Unreachable { .. })
+        ));
+    }
+
+    #[test]
+    fn stored_credentials_serve_without_the_api_and_erase_forgets_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        store(&config, &format!("https://{HOST}"), "AWS", "typed").unwrap();
+        assert_eq!(
+            get_with(&config, HOST, unreachable)
+                .unwrap()
+                .secret
+                .expose(),
+            "typed"
+        );
+        assert_eq!(list(&config).get(HOST).map(String::as_str), Some("AWS"));
+        erase(&config, HOST).unwrap();
+        erase(&config, HOST).unwrap();
+        assert!(list(&config).is_empty());
+        assert!(get_with(&config, HOST, unreachable).is_err());
+    }
+
+    #[test]
+    fn without_a_usable_cache_get_still_answers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let config = config(&file);
+        let served = get_with(&config, HOST, |_| Ok(login("api", 43_200))).unwrap();
+        assert_eq!(served.secret.expose(), "api");
+    }
+}

@@ -1,0 +1,234 @@
+//! The two Lightsail API calls, behind a small struct, with every failure turned into a
+//! one-line `Error` built from error codes and modelled messages only: the SDK's own `Debug` and
+//! error-context output carry raw response bodies, and the login response holds the password.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
+use serde::Serialize;
+use tracing::debug;
+
+use crate::cache::Login;
+use crate::config::Config;
+use crate::error::{Error, Result, one_line};
+use crate::secret::Secret;
+
+/// Error codes that mean "these AWS credentials are wrong, unknown or expired".
+const BAD_CREDENTIAL_CODES: &[&str] = &[
+    "UnauthenticatedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "InvalidClientTokenId",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+];
+
+/// An image registered with a container service, as `register --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    pub image: String,
+    pub digest: String,
+    pub created_at: Option<i64>,
+}
+
+/// A Lightsail client for one region, with its credentials already resolved.
+pub struct Lightsail {
+    client: aws_sdk_lightsail::Client,
+    region: String,
+    identity: String,
+    timeout: Duration,
+}
+
+impl Lightsail {
+    /// Loads the standard AWS configuration (profiles, SSO, assume-role, environment, IMDS) and
+    /// resolves credentials once, so that a missing or broken identity is reported as such.
+    pub async fn connect(region: &str, config: &Config) -> Result<Lightsail> {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .operation_attempt_timeout(config.timeout.min(Duration::from_secs(10)))
+            .operation_timeout(config.timeout)
+            .build();
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await;
+        let identity = config.identity.description.clone();
+        let provider = sdk_config
+            .credentials_provider()
+            .ok_or_else(|| Error::NoAwsCredentials(identity.clone()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|err| credentials_error(err, &identity))?;
+        debug!(
+            "resolved AWS credentials {} from {identity}",
+            credentials.access_key_id()
+        );
+        let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
+            .credentials_provider(credentials)
+            .build();
+        Ok(Lightsail {
+            client: aws_sdk_lightsail::Client::from_conf(client_config),
+            region: region.to_string(),
+            identity,
+            timeout: config.timeout,
+        })
+    }
+
+    /// `CreateContainerServiceRegistryLogin`: the registry login of this account and region.
+    pub async fn registry_login(&self) -> Result<Login> {
+        let output = self
+            .client
+            .create_container_service_registry_login()
+            .send()
+            .await
+            .map_err(|err| self.api_error(err, "CreateContainerServiceRegistryLogin"))?;
+        let login = output
+            .registry_login()
+            .ok_or_else(|| self.bad_response("no registryLogin in the answer"))?;
+        let field = |value: Option<&str>, name: &str| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| self.bad_response(&format!("the login has no {name}")))
+        };
+        let expires_at = login
+            .expires_at()
+            .ok_or_else(|| self.bad_response("the login has no expiresAt"))?
+            .secs();
+        Ok(Login {
+            registry: field(login.registry(), "registry")?.to_ascii_lowercase(),
+            username: field(login.username(), "username")?,
+            secret: Secret::new(field(login.password(), "password")?),
+            expires_at: u64::try_from(expires_at).unwrap_or(0),
+        })
+    }
+
+    /// `RegisterContainerImage`: registers a pushed image with a container service.
+    pub async fn register_image(
+        &self,
+        service: &str,
+        label: &str,
+        digest: &str,
+    ) -> Result<ContainerImage> {
+        let output = self
+            .client
+            .register_container_image()
+            .service_name(service)
+            .label(label)
+            .digest(digest)
+            .send()
+            .await
+            .map_err(|err| match self.api_error(err, "RegisterContainerImage") {
+                Error::Api { code, .. } if code == "NotFoundException" => Error::Api {
+                    region: self.region.clone(),
+                    code,
+                    message: format!(
+                        "no container service named '{service}' in {}: check the name, or pass --region",
+                        self.region
+                    ),
+                },
+                other => other,
+            })?;
+        let image = output
+            .container_image()
+            .ok_or_else(|| self.bad_response("no containerImage in the answer"))?;
+        Ok(ContainerImage {
+            image: image
+                .image()
+                .map(str::to_string)
+                .ok_or_else(|| self.bad_response("the image has no name"))?,
+            digest: image.digest().unwrap_or(digest).to_string(),
+            created_at: image.created_at().map(|t| t.secs()),
+        })
+    }
+
+    fn bad_response(&self, reason: &str) -> Error {
+        Error::BadResponse {
+            region: self.region.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn api_error<E, R>(&self, err: SdkError<E, R>, action: &'static str) -> Error
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let region = self.region.clone();
+        match &err {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("UnknownError").to_string();
+                let message = one_line(service.err().message().unwrap_or("no message"));
+                if code == "AccessDeniedException" {
+                    Error::AccessDenied {
+                        region,
+                        code,
+                        message,
+                        identity: self.identity.clone(),
+                        action,
+                    }
+                } else if BAD_CREDENTIAL_CODES.contains(&code.as_str()) {
+                    Error::BadAwsCredentials {
+                        identity: self.identity.clone(),
+                        code: format!("{code}: {message}"),
+                    }
+                } else {
+                    Error::Api {
+                        region,
+                        code,
+                        message,
+                    }
+                }
+            }
+            SdkError::TimeoutError(_) => Error::Timeout {
+                region,
+                after: self.timeout,
+            },
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => Error::Timeout {
+                region,
+                after: self.timeout,
+            },
+            SdkError::DispatchFailure(_) => Error::Unreachable {
+                region,
+                reason: innermost_cause(&err),
+            },
+            SdkError::ResponseError(_) => self.bad_response("the answer could not be read"),
+            _ => self.bad_response("the request could not be made"),
+        }
+    }
+}
+
+/// The deepest cause's message: for connection failures, the OS's own words
+/// ("Connection refused (os error 111)"). It never holds a request or response body.
+fn innermost_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    one_line(&cause.to_string())
+}
+
+fn credentials_error(err: CredentialsError, identity: &str) -> Error {
+    match &err {
+        CredentialsError::CredentialsNotLoaded(_) => Error::NoAwsCredentials(identity.to_string()),
+        CredentialsError::ProviderTimedOut(_) => {
+            Error::AwsCredentials(format!("timed out resolving credentials from {identity}"))
+        }
+        _ => {
+            let cause = err.source().map(|s| s.to_string()).unwrap_or_default();
+            Error::AwsCredentials(one_line(&format!("{identity}: {err}: {cause}")))
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Docker's credential-helper wire format: what each action reads from stdin and writes to stdout.
+//! Nothing else in the crate formats protocol output.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::helper;
+
+/// Server URLs and `store` documents are tiny; anything bigger is not a Docker client talking.
+const MAX_INPUT_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Get,
+    Store,
+    Erase,
+    List,
+}
+
+#[derive(Serialize)]
+struct GetOutput<'a> {
+    #[serde(rename = "ServerURL")]
+    server_url: &'a str,
+    #[serde(rename = "Username")]
+    username: &'a str,
+    #[serde(rename = "Secret")]
+    secret: &'a str,
+}
+
+#[derive(Deserialize)]
+struct StoreInput {
+    #[serde(rename = "ServerURL", default)]
+    server_url: String,
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Runs one action: reads its input, does it, writes its answer.
+pub fn handle(
+    action: Action,
+    config: &Config,
+    input: impl Read,
+    output: &mut impl Write,
+) -> Result<()> {
+    match action {
+        Action::Get => {
+            let server_url = read_server_url(input)?;
+            let login = helper::get(config, &server_url)?;
+            let answer = GetOutput {
+                server_url: &server_url,
+                username: &login.username,
+                secret: login.secret.expose(),
+            };
+            write_json_line(output, &answer)
+        }
+        Action::Store => {
+            let text = read_input(input)?;
+            // serde_json's messages name a line and column, never the input itself.
+            let doc: StoreInput = serde_json::from_str(&text).map_err(|err| {
+                Error::InvalidInput(format!(
+                    "store expects {{\"ServerURL\",\"Username\",\"Secret\"}} JSON: {err}"
+                ))
+            })?;
+            if doc.server_url.trim().is_empty() {
+                return Err(Error::MissingServerUrl);
+            }
+            if doc.username.is_empty() {
+                return Err(Error::MissingUsername);
+            }
+            helper::store(config, doc.server_url.trim(), &doc.username, &doc.secret)
+        }
+        Action::Erase => helper::erase(config, &read_server_url(input)?),
+        Action::List => {
+            let held: BTreeMap<String, String> = helper::list(config);
+            write_json_line(output, &held)
+        }
+    }
+}
+
+/// Docker's error convention: the message on stdout, exit code 1 (set by the caller).
+pub fn write_error(output: &mut impl Write, err: &Error) {
+    // If stdout is gone there is nobody left to tell.
+    let _ = writeln!(output, "{err}").and_then(|()| output.flush());
+}
+
+fn read_server_url(input: impl Read) -> Result<String> {
+    let text = read_input(input)?;
+    let server_url = text.trim();
+    if server_url.is_empty() {
+        return Err(Error::MissingServerUrl);
+    }
+    Ok(server_url.to_string())
+}
+
+fn read_input(input: impl Read) -> Result<String> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| Error::InvalidInput(format!("cannot read standard input: {err}")))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "standard input is larger than {} KiB",
+            MAX_INPUT_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::InvalidInput("standard input is not UTF-8 text".into()))
+}
+
+fn write_json_line(output: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(|err| Error::InvalidInput(err.to_string()))?;
+    line.push(b'\n');
+    output
+        .write_all(&line)
+        .and_then(|()| output.flush())
+        .map_err(|err| Error::io("cannot write to", "standard output", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use std::time::Duration;
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            cache_dir: Some(dir.to_path_buf()),
+            log_level: None,
+            refresh_margin: Duration::from_secs(1800),
+            timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(5),
+            identity: crate::config::IdentitySource {
+                key: "test".into(),
+                description: "test".into(),
+            },
+            docker_config_dir: None,
+        }
+    }
+
+    fn run(action: Action, input: &[u8], dir: &std::path::Path) -> (Result<()>, String) {
+        let mut out = Vec::new();
+        let result = handle(action, &config(dir), Cursor::new(input), &mut out);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn store_get_list_erase_speak_docker_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = format!(r#"{{"ServerURL":"https://{HOST}","Username":"AWS","Secret":"s3cr3t"}}"#);
+        let (result, out) = run(Action::Store, doc.as_bytes(), tmp.path());
+        assert!(result.is_ok() && out.is_empty());
+
+        let (result, out) = run(Action::Get, format!("{HOST}\n").as_bytes(), tmp.path());
+        result.unwrap();
+        assert_eq!(
+            out,
+            format!("{{\"ServerURL\":\"{HOST}\",\"Username\":\"AWS\",\"Secret\":\"s3cr3t\"}}\n")
+        );
+
+        let (result, out) = run(Action::List, b"unused", tmp.path());
+        result.unwrap();
+        assert_eq!(out, format!("{{\"{HOST}\":\"AWS\"}}\n"));
+
+        let (result, out) = run(Action::Erase, HOST.as_bytes(), tmp.path());
+        assert!(result.is_ok() && out.is_empty());
+        let (_, out) = run(Action::List, b"", tmp.path());
+        assert_eq!(out, "{}\n");
+    }
+
+    #[test]
+    fn bad_input_gets_the_protocol_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cases: &[(Action, &[u8], &str)] = &[
+            (Action::Get, b"", "no credentials server URL"),
+            (Action::Get, b" \n", "no credentials server URL"),
+            (Action::Erase, b"", "no credentials server URL"),
+            (
+                Action::Get,
+                b"docker.io",
+                "credentials not found in native keychain",
+            ),
+            (
+                Action::Store,
+                br#"{"Username":"AWS","Secret":"x"}"#,
+                "no credentials server URL",
+            ),
+            (
+                Action::Store,
+                format!(r#"{{"ServerURL":"{HOST}","Secret":"x"}}"#)
+                    .as_bytes()
+                    .to_vec()
+                    .leak(),
+                "no credentials username",
+            ),
+            (
+                Action::Get,
+                b"\xff\xfe\x00",
+                "invalid input: standard input is not UTF-8 text",
+            ),
+            (Action::Store, b"{not json", "invalid input: store expects"),
+            (Action::Store, b"", "invalid input: store expects"),
+            (
+                Action::Store,
+                br#"{"ServerURL":"docker.io","Username":"u","Secret":"x"}"#,
+                "invalid input: docker.io is not",
+            ),
+        ];
+        for (action, input, expected) in cases {
+            let (result, out) = run(*action, input, tmp.path());
+            let message = result.unwrap_err().to_string();
+            assert!(
+                message.starts_with(expected),
+                "{action:?} {input:?}: {message}"
+            );
+            assert!(out.is_empty());
+        }
+        let huge = vec![b'a'; 1024 * 1024];
+        let (result, _) = run(Action::Get, &huge, tmp.path());
+        assert!(
+            result
+                .unwrap_err()
+                .to_string()
+                .contains("larger than 64 KiB")
+        );
+    }
+}
