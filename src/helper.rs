@@ -32,47 +32,61 @@ fn get_with(
 ) -> Result<Login> {
     let registry = Registry::parse(server_url).ok_or(Error::NotFound)?;
     let now = now();
-    let margin = config.refresh_margin;
     let cache = config.cache_dir.as_deref().and_then(Cache::open);
-    let Some(cache) = cache else {
-        return ours(fetch(&registry.region)?, &registry);
-    };
-
     let stored = cache
-        .stored_slot(&registry.host)
-        .read()
+        .as_ref()
+        .and_then(|cache| cache.stored_slot(&registry.host).read())
         .filter(|login| login.registry == registry.host);
-    if let Some(login) = stored
+    let stored_freshness = stored
+        .as_ref()
+        .map(|login| login.freshness(now, config.refresh_margin));
+    if stored_freshness == Some(Freshness::Fresh) {
+        debug!("serving credentials stored by `docker login`");
+        return stored.ok_or(Error::NotFound);
+    }
+    match region_login(config, cache.as_ref(), &registry.region, fetch) {
+        Ok(login) => ours(login, &registry),
+        Err(err) if stored_freshness == Some(Freshness::Aging) => {
+            debug!("refresh failed ({err}); serving the unexpired stored credentials");
+            stored.ok_or(err)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The account's registry login for `region`: from the cache while fresh, else fetched by
+/// exactly one process under the entry's lock and saved for the others. When the fetch fails, a
+/// cached login that is inside the refresh margin but not expired is still good.
+pub fn region_login(
+    config: &Config,
+    cache: Option<&Cache>,
+    region: &str,
+    fetch: impl FnOnce(&str) -> Result<Login>,
+) -> Result<Login> {
+    let Some(cache) = cache else {
+        return fetch(region);
+    };
+    let now = now();
+    let margin = config.refresh_margin;
+    let slot = cache.login_slot(region, &config.identity);
+    let cached = slot.read();
+    if let Some(login) = cached
         .as_ref()
         .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
     {
-        debug!("serving credentials stored by `docker login`");
+        debug!("cache hit for {region}");
         return Ok(login.clone());
     }
-    let slot = cache.login_slot(&registry.region, &config.identity);
-    if let Some(login) = slot
-        .read()
-        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
-    {
-        debug!("cache hit for {}", registry.region);
-        return ours(login, &registry);
-    }
-
-    // Miss. Whatever is aging but unexpired may still serve if the refresh fails.
-    let fallback = || {
-        let aging = |login: &Login| {
-            login.registry == registry.host && login.freshness(now, margin) == Freshness::Aging
-        };
-        stored
-            .clone()
-            .filter(aging)
-            .or_else(|| slot.read().filter(aging))
+    let fallback = |err: Error| match slot.read().or(cached.clone()) {
+        Some(login) if login.freshness(now, margin) == Freshness::Aging => {
+            debug!("refresh failed ({err}); serving the unexpired cached login");
+            Ok(login)
+        }
+        _ => Err(err),
     };
     let locked = match slot.lock(config.lock_timeout) {
         Ok(locked) => Some(locked),
-        Err(err @ Error::LockTimeout { .. }) => {
-            return fallback().ok_or(err);
-        }
+        Err(err @ Error::LockTimeout { .. }) => return fallback(err),
         Err(err) => {
             debug!("going on without the cache lock: {err}");
             None
@@ -84,9 +98,9 @@ fn get_with(
         .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
     {
         debug!("another process fetched the login while this one waited");
-        return ours(login, &registry);
+        return Ok(login);
     }
-    match fetch(&registry.region) {
+    match fetch(region) {
         Ok(login) => {
             if let Some(locked) = &locked
                 && let Err(err) = locked.write(&login)
@@ -96,15 +110,9 @@ fn get_with(
                     cache.dir().display()
                 );
             }
-            ours(login, &registry)
+            Ok(login)
         }
-        Err(err) => match fallback() {
-            Some(login) => {
-                debug!("refresh failed ({err}); serving the unexpired cached login");
-                Ok(login)
-            }
-            None => Err(err),
-        },
+        Err(err) => fallback(err),
     }
 }
 

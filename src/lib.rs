@@ -4,11 +4,14 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod configure;
+pub mod docker_config;
 pub mod error;
 pub mod helper;
 pub mod lightsail;
 pub mod logging;
 pub mod protocol;
+pub mod register;
 pub mod registry;
 pub mod secret;
 
@@ -37,9 +40,8 @@ pub fn run(cli: Cli, input: impl Read, output: &mut impl Write) -> Result<()> {
             )
             .map_err(|err| error::Error::io("cannot write to", "standard output", err));
         }
-        Command::Configure(_) | Command::Register(_) => {
-            return Err(error::Error::InvalidInput("not implemented yet".into()));
-        }
+        Command::Configure(args) => return configure::configure(&config, &args, output),
+        Command::Register(args) => return register::register(&config, &args, output),
     };
     protocol::handle(action, &config, input, output)
 }

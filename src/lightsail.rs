@@ -232,3 +232,11 @@ fn credentials_error(err: CredentialsError, identity: &str) -> Error {
         }
     }
 }
+
+/// The region of the current AWS profile or environment (`AWS_REGION`, the profile's `region`…).
+pub async fn default_region() -> Option<String> {
+    aws_config::meta::region::RegionProviderChain::default_provider()
+        .region()
+        .await
+        .map(|region| region.to_string())
+}

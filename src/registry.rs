@@ -56,7 +56,7 @@ fn ecr_region(host: &str) -> Option<&str> {
 }
 
 /// Region names look like `us-east-1`, `ap-southeast-3`, `us-gov-west-1`.
-fn is_region(name: &str) -> bool {
+pub fn is_region(name: &str) -> bool {
     let bytes = name.as_bytes();
     name.contains('-')
         && bytes.first().is_some_and(u8::is_ascii_lowercase)

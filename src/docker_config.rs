@@ -1,0 +1,214 @@
+//! Docker's `config.json`: read it, change one `credHelpers` entry, write it back atomically,
+//! keeping every other key, their order, the file's mode, and a symlink a symlink.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+pub struct DockerConfig {
+    /// The path the user knows (`~/.docker/config.json`).
+    path: PathBuf,
+    /// The file actually written: the symlink's target when `path` is a symlink.
+    target: PathBuf,
+    doc: Map<String, Value>,
+    mode: Option<u32>,
+}
+
+impl DockerConfig {
+    /// Loads `<dir>/config.json`; a missing file is an empty config. A file that is not a JSON
+    /// object is an error, and is never written.
+    pub fn load(dir: &Path) -> Result<DockerConfig> {
+        let path = dir.join("config.json");
+        let target = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&path)
+                .map_err(|err| Error::io("cannot follow the symlink", &path, err))?,
+            _ => path.clone(),
+        };
+        let (text, mode) = match fs::read(&target) {
+            Ok(bytes) => {
+                let mode = fs::metadata(&target)
+                    .map_err(|err| Error::io("cannot read", &target, err))?
+                    .permissions()
+                    .mode();
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    Error::DockerConfig(format!(
+                        "{} is not UTF-8 text; left it untouched",
+                        path.display()
+                    ))
+                })?;
+                (text, Some(mode & 0o7777))
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => (String::new(), None),
+            Err(err) => return Err(Error::io("cannot read", &path, err)),
+        };
+        let doc = if text.trim().is_empty() {
+            Map::new()
+        } else {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(doc)) => doc,
+                Ok(_) => {
+                    return Err(Error::DockerConfig(format!(
+                        "{} is not a JSON object; left it untouched",
+                        path.display()
+                    )));
+                }
+                Err(err) => {
+                    return Err(Error::DockerConfig(format!(
+                        "{} is not valid JSON ({err}); left it untouched; fix it, then run configure again",
+                        path.display()
+                    )));
+                }
+            }
+        };
+        Ok(DockerConfig {
+            path,
+            target,
+            doc,
+            mode,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets `credHelpers[host] = helper`; returns whether anything changed.
+    pub fn set_cred_helper(&mut self, host: &str, helper: &str) -> Result<bool> {
+        let helpers = self
+            .doc
+            .entry("credHelpers")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(helpers) = helpers else {
+            return Err(Error::DockerConfig(format!(
+                "\"credHelpers\" in {} is not a JSON object; left it untouched",
+                self.path.display()
+            )));
+        };
+        if helpers.get(host).and_then(Value::as_str) == Some(helper) {
+            return Ok(false);
+        }
+        helpers.insert(host.to_string(), Value::String(helper.to_string()));
+        Ok(true)
+    }
+
+    /// Writes the file as Docker does (tab-indented), atomically: a temp file beside the
+    /// target, fsync, rename, fsync the folder. A new file and folder are private to the user.
+    pub fn save(&self) -> Result<()> {
+        let dir = self.target.parent().unwrap_or(Path::new("."));
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|err| Error::io("cannot create", dir, err))?;
+        }
+        let mut json = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        self.doc
+            .serialize(&mut serde_json::Serializer::with_formatter(
+                &mut json, formatter,
+            ))
+            .map_err(|err| Error::DockerConfig(err.to_string()))?;
+        json.push(b'\n');
+        let write = || -> io::Result<()> {
+            let mut temp = tempfile::Builder::new()
+                .prefix(".config.json.")
+                .tempfile_in(dir)?;
+            temp.write_all(&json)?;
+            temp.as_file()
+                .set_permissions(fs::Permissions::from_mode(self.mode.unwrap_or(0o600)))?;
+            temp.as_file().sync_all()?;
+            temp.persist(&self.target).map_err(|err| err.error)?;
+            fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|err| Error::io("cannot write", &self.path, err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+    #[test]
+    fn adds_one_key_and_keeps_everything_else_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let original = r#"{"zeta":1,"auths":{"x":{"auth":"abc"}},"credHelpers":{"b":"ecr-login"},"alpha":[true,null,"é"]}"#;
+        let path = tmp.path().join("config.json");
+        fs::write(&path, original).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+
+        let mut config = DockerConfig::load(tmp.path()).unwrap();
+        assert!(config.set_cred_helper(HOST, "lightsail").unwrap());
+        assert!(!config.set_cred_helper(HOST, "lightsail").unwrap());
+        config.save().unwrap();
+
+        let written: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let mut expected: Value = serde_json::from_str(original).unwrap();
+        expected["credHelpers"][HOST] = Value::String("lightsail".into());
+        assert_eq!(
+            serde_json::to_string(&written).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn creates_a_private_folder_and_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new/.docker");
+        let mut config = DockerConfig::load(&dir).unwrap();
+        config.set_cred_helper(HOST, "lightsail").unwrap();
+        config.save().unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(dir.join("config.json")).unwrap().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn a_symlink_stays_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("dotfiles/docker.json");
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        fs::write(&real, "{}").unwrap();
+        let dir = tmp.path().join(".docker");
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("config.json")).unwrap();
+
+        let mut config = DockerConfig::load(&dir).unwrap();
+        config.set_cred_helper(HOST, "lightsail").unwrap();
+        config.save().unwrap();
+        assert!(
+            fs::symlink_metadata(dir.join("config.json"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(fs::read_to_string(&real).unwrap().contains(HOST));
+    }
+
+    #[test]
+    fn invalid_json_is_left_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.json");
+        for bad in ["{\"auths\": ", "[1]", "\"text\""] {
+            fs::write(&path, bad).unwrap();
+            let err = DockerConfig::load(tmp.path()).err().unwrap();
+            assert!(err.to_string().contains("left it untouched"), "{err}");
+            assert_eq!(fs::read_to_string(&path).unwrap(), bad);
+        }
+        fs::write(&path, r#"{"credHelpers":[]}"#).unwrap();
+        let mut config = DockerConfig::load(tmp.path()).unwrap();
+        assert!(config.set_cred_helper(HOST, "lightsail").is_err());
+    }
+}
