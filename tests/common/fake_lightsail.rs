@@ -1,0 +1,854 @@
+//! A local fake of the Amazon Lightsail API for tests and benchmarks.
+//!
+//! It speaks AWS JSON 1.1 over plain HTTP/1.1 on 127.0.0.1 the way the Rust SDK sends it
+//! (`POST /`, `X-Amz-Target: Lightsail_20161128.<Operation>`, a SigV4 `Authorization` header) and
+//! answers `CreateContainerServiceRegistryLogin` and `RegisterContainerImage`. It checks the shape
+//! of the signature and its scope, not the HMAC itself (std has no crypto, and the point is to catch
+//! a wrong endpoint, service or region, not to re-test the SDK's signer).
+//!
+//! Every behaviour control works on a running fake from any thread, so a test can change it
+//! between two runs of the helper, and every observation can be waited for on a `Condvar`.
+//!
+//! Included both by the integration tests (`tests/common/mod.rs`) and, through `#[path]`, by
+//! `examples/fake_lightsail.rs`; it depends on std and serde_json only.
+
+// Each includer uses a different subset of the API.
+#![allow(dead_code)]
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// Operation name of the registry login call.
+pub const LOGIN: &str = "CreateContainerServiceRegistryLogin";
+/// Operation name of the image registration call.
+pub const REGISTER: &str = "RegisterContainerImage";
+/// Account that owns the fake registries unless `set_account` says otherwise.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+/// Logins expire this long after they are issued, like the real ones, unless `set_expires_in`.
+pub const DEFAULT_EXPIRES_IN: i64 = 12 * 3600;
+/// Every issued password starts with this, so leaks are easy to spot in any output.
+pub const PASSWORD_PREFIX: &str = "LSPW-";
+/// Container services that exist unless `set_services` says otherwise.
+pub const DEFAULT_SERVICES: &[&str] = &["hello"];
+
+const TARGET_PREFIX: &str = "Lightsail_20161128.";
+const SIGV4_ALGORITHM: &str = "AWS4-HMAC-SHA256 ";
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// A body cut off mid-object, holding no secret, for `Mode::MalformedBody`.
+const MALFORMED_BODY: &str = r#"{"registryLogin": {"username": "AWS", "expiresAt": "#;
+/// `Mode::Drip` sends one byte per this interval.
+const DRIP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How the fake delivers answers that pass validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer at once (after any `set_delay`).
+    Normal,
+    /// Read the request, then never answer until the fake is dropped.
+    Hang,
+    /// Answer one byte per second.
+    Drip,
+    /// Answer 200 with a truncated JSON body.
+    MalformedBody,
+    /// Answer logins with every field except `password`.
+    LoginWithoutPassword,
+}
+
+/// One request the fake received, whether or not it was accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The operation from `X-Amz-Target`, or the raw header (empty when missing) when it is not
+    /// a Lightsail target.
+    pub operation: String,
+    /// Region from the SigV4 credential scope, if the `Authorization` header was well formed.
+    pub region: Option<String>,
+    /// Access key id from the SigV4 credential scope, if well formed.
+    pub access_key_id: Option<String>,
+}
+
+/// A running fake Lightsail endpoint. Dropping it stops the server and ends its connections.
+pub struct FakeLightsail {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl FakeLightsail {
+    /// Starts a fake on a free port.
+    pub fn new() -> FakeLightsail {
+        FakeLightsail::bind(0).expect("cannot start the fake Lightsail endpoint")
+    }
+
+    /// Starts a fake on `port` of 127.0.0.1 (0: any free port).
+    pub fn bind(port: u16) -> io::Result<FakeLightsail> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            port: addr.port(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let accept_thread = thread::Builder::new()
+            .name(format!("fake-lightsail-{}", addr.port()))
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || accept_loop(listener, shared)
+            })?;
+        Ok(FakeLightsail {
+            addr,
+            shared,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    /// The endpoint URL to give the SDK (`AWS_ENDPOINT_URL_LIGHTSAIL`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The registry host the fake returns for logins in `region`.
+    pub fn registry_host(&self, region: &str) -> String {
+        registry_host(&self.shared.lock().account, region)
+    }
+
+    // ---- behaviour controls -------------------------------------------------------------------
+
+    /// Sets the account id in registry host names.
+    pub fn set_account(&self, account: &str) {
+        self.shared.update(|s| s.account = account.to_string());
+    }
+
+    /// Logins issued from now on expire `seconds` after the call (may be small or negative).
+    pub fn set_expires_in(&self, seconds: i64) {
+        self.shared.update(|s| s.expires_in = seconds);
+    }
+
+    /// With `Some(region)`, a request signed for another region gets InvalidSignatureException.
+    pub fn expect_region(&self, region: Option<&str>) {
+        self.shared
+            .update(|s| s.expect_region = region.map(str::to_string));
+    }
+
+    /// With `Some(keys)`, any other access key id gets UnrecognizedClientException.
+    pub fn set_known_access_keys(&self, keys: Option<&[&str]>) {
+        self.shared
+            .update(|s| s.known_access_keys = keys.map(to_string_set));
+    }
+
+    /// The container services `RegisterContainerImage` knows.
+    pub fn set_services(&self, names: &[&str]) {
+        self.shared.update(|s| s.services = to_string_set(names));
+    }
+
+    /// Waits this long before answering each accepted request.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.update(|s| s.delay = delay);
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.update(|s| s.mode = mode);
+    }
+
+    /// Shorthand for `set_mode(Mode::Hang)`.
+    pub fn hang(&self) {
+        self.set_mode(Mode::Hang);
+    }
+
+    /// Shorthand for `set_mode(Mode::Drip)`.
+    pub fn drip(&self) {
+        self.set_mode(Mode::Drip);
+    }
+
+    /// The next `n` accepted requests, of any operation, fail with this error.
+    pub fn fail_next(&self, n: usize, status: u16, error_type: &str, message: &str) {
+        let failure = Failure {
+            status,
+            error_type: error_type.to_string(),
+            message: message.to_string(),
+        };
+        self.shared
+            .update(|s| s.failures.extend(std::iter::repeat_n(failure, n)));
+    }
+
+    /// Every `n`th login call (counting from the fake's start) fails with a 500
+    /// ServiceException; 0 turns it off.
+    pub fn fail_every(&self, n: usize) {
+        self.shared.update(|s| s.fail_every = n);
+    }
+
+    /// Login calls from now on are counted, then block until `release()`.
+    pub fn hold_calls(&self) {
+        self.shared.update(|s| s.held = true);
+    }
+
+    /// Lets held login calls, and later ones, answer.
+    pub fn release(&self) {
+        self.shared.update(|s| s.held = false);
+    }
+
+    // ---- observations -------------------------------------------------------------------------
+
+    /// How many requests named `operation` arrived, including rejected and failed ones.
+    pub fn calls(&self, operation: &str) -> usize {
+        self.shared.lock().calls(operation)
+    }
+
+    pub fn login_calls(&self) -> usize {
+        self.calls(LOGIN)
+    }
+
+    pub fn register_calls(&self) -> usize {
+        self.calls(REGISTER)
+    }
+
+    /// Waits until at least `n` requests named `operation` have arrived; false after `timeout`.
+    pub fn wait_for_calls(&self, operation: &str, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .wait_until(Some(timeout), |s| s.calls(operation) >= n)
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Every password issued so far, in order.
+    pub fn passwords(&self) -> Vec<String> {
+        self.shared.lock().passwords.clone()
+    }
+}
+
+impl Default for FakeLightsail {
+    fn default() -> Self {
+        FakeLightsail::new()
+    }
+}
+
+impl Drop for FakeLightsail {
+    fn drop(&mut self) {
+        let connections = self.shared.update(|s| {
+            s.stopping = true;
+            std::mem::take(&mut s.connections)
+        });
+        // Ends reads blocked on idle keep-alive connections; held and hanging calls wake up on
+        // `stopping`.
+        for stream in connections.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // `accept()` cannot be interrupted: a connection of our own wakes it to see `stopping`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com`, the shape of a Lightsail registry host.
+pub fn registry_host(account: &str, region: &str) -> String {
+    format!("{account}.dkr.ecr.{region}.amazonaws.com")
+}
+
+fn to_string_set(items: &[&str]) -> HashSet<String> {
+    items.iter().map(|item| item.to_string()).collect()
+}
+
+fn now_epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+// ---- shared state ---------------------------------------------------------------------------
+
+/// State shared by the handle and the server threads, with a Condvar signalled on every change.
+struct Shared {
+    port: u16,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    /// Locks the state; a panicking test thread must not poison the fake for everyone else.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the state and wakes every waiter.
+    fn update<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.changed.notify_all();
+        result
+    }
+
+    /// Blocks until `done` holds (true) or `timeout` passes (false); `None` waits forever.
+    fn wait_until(&self, timeout: Option<Duration>, mut done: impl FnMut(&State) -> bool) -> bool {
+        let guard = self.lock();
+        match timeout {
+            None => {
+                let _guard = self
+                    .changed
+                    .wait_while(guard, |s| !done(s))
+                    .unwrap_or_else(PoisonError::into_inner);
+                true
+            }
+            Some(timeout) => {
+                let (_guard, result) = self
+                    .changed
+                    .wait_timeout_while(guard, timeout, |s| !done(s))
+                    .unwrap_or_else(PoisonError::into_inner);
+                !result.timed_out()
+            }
+        }
+    }
+
+    /// Sleeps for `duration` unless the fake stops first; true if it stopped.
+    fn pause(&self, duration: Duration) -> bool {
+        self.wait_until(Some(duration), |s| s.stopping)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Failure {
+    status: u16,
+    error_type: String,
+    message: String,
+}
+
+struct State {
+    // Settings.
+    account: String,
+    expires_in: i64,
+    expect_region: Option<String>,
+    known_access_keys: Option<HashSet<String>>,
+    services: HashSet<String>,
+    delay: Duration,
+    mode: Mode,
+    fail_every: usize,
+    held: bool,
+    failures: VecDeque<Failure>,
+    // Observations.
+    calls: HashMap<String, usize>,
+    requests: Vec<RecordedRequest>,
+    passwords: Vec<String>,
+    image_versions: HashMap<(String, String), u64>,
+    // Server bookkeeping: open connections by id, so that drop can close them.
+    connections: HashMap<u64, TcpStream>,
+    next_connection: u64,
+    stopping: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            account: DEFAULT_ACCOUNT.to_string(),
+            expires_in: DEFAULT_EXPIRES_IN,
+            expect_region: None,
+            known_access_keys: None,
+            services: to_string_set(DEFAULT_SERVICES),
+            delay: Duration::ZERO,
+            mode: Mode::Normal,
+            fail_every: 0,
+            held: false,
+            failures: VecDeque::new(),
+            calls: HashMap::new(),
+            requests: Vec::new(),
+            passwords: Vec::new(),
+            image_versions: HashMap::new(),
+            connections: HashMap::new(),
+            next_connection: 0,
+            stopping: false,
+        }
+    }
+}
+
+impl State {
+    fn calls(&self, operation: &str) -> usize {
+        self.calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Records a request and returns how many of its operation arrived, this one included.
+    fn record(&mut self, request: RecordedRequest) -> usize {
+        let count = self.calls.entry(request.operation.clone()).or_insert(0);
+        *count += 1;
+        let count = *count;
+        self.requests.push(request);
+        count
+    }
+
+    /// The failure to answer with, if one is queued or due.
+    fn take_failure(&mut self, operation: &str, nth_call: usize) -> Option<Failure> {
+        if let Some(failure) = self.failures.pop_front() {
+            return Some(failure);
+        }
+        let due =
+            operation == LOGIN && self.fail_every > 0 && nth_call.is_multiple_of(self.fail_every);
+        due.then(|| Failure {
+            status: 500,
+            error_type: "ServiceException".to_string(),
+            message: "An internal error occurred (injected by fail_every).".to_string(),
+        })
+    }
+
+    /// A unique, recognisable password: prefix, port, sequence number, then random hex.
+    fn issue_password(&mut self, port: u16) -> String {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_usize(self.passwords.len());
+        let password = format!(
+            "{PASSWORD_PREFIX}{port}-{}-{:016x}",
+            self.passwords.len() + 1,
+            hasher.finish()
+        );
+        self.passwords.push(password.clone());
+        password
+    }
+
+    fn login(&mut self, port: u16, region: &str) -> Response {
+        let mut login = json!({
+            "username": "AWS",
+            "expiresAt": now_epoch_secs() + self.expires_in,
+            "registry": registry_host(&self.account, region),
+        });
+        if self.mode != Mode::LoginWithoutPassword {
+            login["password"] = Value::from(self.issue_password(port));
+        }
+        Response::json(json!({ "registryLogin": login }))
+    }
+
+    fn register(&mut self, body: &[u8]) -> Response {
+        let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::to_string);
+        let (Some(service), Some(label), Some(digest)) =
+            (field("serviceName"), field("label"), field("digest"))
+        else {
+            return Response::error(
+                400,
+                "InvalidInputException",
+                "serviceName, label and digest are required.",
+            );
+        };
+        if !valid_label(&label) {
+            return Response::error(
+                400,
+                "InvalidInputException",
+                &format!(
+                    "The label \"{label}\" is invalid: use 1 to 53 lowercase letters, digits \
+                     and hyphens, not starting or ending with a hyphen."
+                ),
+            );
+        }
+        if !self.services.contains(&service) {
+            return Response::error(
+                400,
+                "NotFoundException",
+                &format!("The container service \"{service}\" does not exist."),
+            );
+        }
+        let version = self
+            .image_versions
+            .entry((service.clone(), label.clone()))
+            .or_insert(0);
+        *version += 1;
+        Response::json(json!({
+            "containerImage": {
+                "image": format!(":{service}.{label}.{version}"),
+                "digest": digest,
+                "createdAt": now_epoch_secs(),
+            }
+        }))
+    }
+}
+
+/// Lightsail image labels: 1-53 chars of `a-z0-9-`, no hyphen at either end.
+fn valid_label(label: &str) -> bool {
+    (1..=53).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+// ---- HTTP server --------------------------------------------------------------------------------
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.lock().stopping {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let shared = Arc::clone(&shared);
+        // Detached: it ends when the client closes, or when drop shuts the socket down.
+        let _ = thread::Builder::new()
+            .name("fake-lightsail-conn".to_string())
+            .spawn(move || serve_connection(stream, &shared));
+    }
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let Some(id) = register_connection(&stream, shared) else {
+        return;
+    };
+    let _ = serve_requests(stream, shared);
+    shared.update(|s| s.connections.remove(&id));
+}
+
+/// Makes the connection known to drop; None if the fake is already stopping.
+fn register_connection(stream: &TcpStream, shared: &Shared) -> Option<u64> {
+    let clone = stream.try_clone().ok()?;
+    let mut state = shared.lock();
+    if state.stopping {
+        return None;
+    }
+    state.next_connection += 1;
+    let id = state.next_connection;
+    state.connections.insert(id, clone);
+    Some(id)
+}
+
+/// Keep-alive: answers requests on one connection until the client closes it.
+fn serve_requests(stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    while let Some(request) = Request::read(&mut reader)? {
+        match handle(&request, shared) {
+            Reply::Whole(response) => {
+                writer.write_all(&response.to_bytes())?;
+                writer.flush()?;
+            }
+            Reply::Drip(response) => drip_out(&mut writer, &response.to_bytes(), shared)?,
+            Reply::Never => {
+                shared.wait_until(None, |s| s.stopping);
+                return Ok(());
+            }
+        }
+        if request.wants_close() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one byte per `DRIP_INTERVAL`, giving up when the fake stops.
+fn drip_out(writer: &mut TcpStream, bytes: &[u8], shared: &Shared) -> io::Result<()> {
+    for byte in bytes {
+        writer.write_all(std::slice::from_ref(byte))?;
+        writer.flush()?;
+        if shared.pause(DRIP_INTERVAL) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What to do with a request's answer.
+enum Reply {
+    Whole(Response),
+    Drip(Response),
+    Never,
+}
+
+/// Routes a request: the plain `/__calls` endpoint, or a Lightsail operation.
+fn handle(request: &Request, shared: &Shared) -> Reply {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/__calls") => {
+            Reply::Whole(Response::text(format!("{}\n", shared.lock().calls(LOGIN))))
+        }
+        ("POST", "/") => handle_operation(request, shared),
+        _ => Reply::Whole(Response::error(
+            404,
+            "UnknownOperationException",
+            "The fake Lightsail endpoint only serves POST /.",
+        )),
+    }
+}
+
+/// Records the call, validates it, applies the behaviour controls, then answers it.
+fn handle_operation(request: &Request, shared: &Shared) -> Reply {
+    let target = request.header("x-amz-target").unwrap_or("");
+    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    let scope = request.header("authorization").and_then(SigV4Scope::parse);
+    let nth_call = shared.update(|s| {
+        s.record(RecordedRequest {
+            operation: operation.to_string(),
+            region: scope.as_ref().map(|scope| scope.region.clone()),
+            access_key_id: scope.as_ref().map(|scope| scope.access_key_id.clone()),
+        })
+    });
+    let region = match validate(target, scope.as_ref(), &shared.lock()) {
+        Ok(region) => region,
+        Err(rejection) => return Reply::Whole(rejection),
+    };
+
+    if shared.lock().mode == Mode::Hang {
+        return Reply::Never;
+    }
+    if operation == LOGIN {
+        shared.wait_until(None, |s| !s.held || s.stopping);
+    }
+    let delay = shared.lock().delay;
+    if !delay.is_zero() && shared.pause(delay) {
+        return Reply::Never;
+    }
+
+    // Settings are read again here: a test may change them while the call is held or delayed.
+    let mut state = shared.lock();
+    let response = if let Some(failure) = state.take_failure(operation, nth_call) {
+        Response::error(failure.status, &failure.error_type, &failure.message)
+    } else if state.mode == Mode::MalformedBody {
+        Response::json_text(MALFORMED_BODY.to_string())
+    } else if operation == LOGIN {
+        state.login(shared.port, &region)
+    } else {
+        state.register(&request.body)
+    };
+    match state.mode {
+        Mode::Drip => Reply::Drip(response),
+        _ => Reply::Whole(response),
+    }
+}
+
+/// Checks signature scope, credentials, region and target; returns the signed region.
+fn validate(target: &str, scope: Option<&SigV4Scope>, state: &State) -> Result<String, Response> {
+    let invalid_signature =
+        |message: &str| Response::error(400, "InvalidSignatureException", message);
+    let Some(scope) = scope else {
+        return Err(invalid_signature(
+            "Missing or malformed AWS4-HMAC-SHA256 Authorization header.",
+        ));
+    };
+    if scope.service != "lightsail" {
+        return Err(invalid_signature(&format!(
+            "Credential should be scoped to correct service: 'lightsail', not '{}'.",
+            scope.service
+        )));
+    }
+    if state
+        .expect_region
+        .as_ref()
+        .is_some_and(|expected| *expected != scope.region)
+    {
+        return Err(invalid_signature(&format!(
+            "Credential should be scoped to a valid region, not '{}'.",
+            scope.region
+        )));
+    }
+    if state
+        .known_access_keys
+        .as_ref()
+        .is_some_and(|keys| !keys.contains(&scope.access_key_id))
+    {
+        return Err(Response::error(
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
+    }
+    match target.strip_prefix(TARGET_PREFIX) {
+        Some(LOGIN | REGISTER) => Ok(scope.region.clone()),
+        _ => Err(Response::error(
+            400,
+            "UnknownOperationException",
+            &format!("Unknown operation: X-Amz-Target '{target}'."),
+        )),
+    }
+}
+
+/// The credential scope of a SigV4 `Authorization` header; the HMAC itself is not checked.
+#[derive(Debug)]
+struct SigV4Scope {
+    access_key_id: String,
+    region: String,
+    service: String,
+}
+
+impl SigV4Scope {
+    /// Parses `AWS4-HMAC-SHA256 Credential=<AKID>/<yyyymmdd>/<region>/<service>/aws4_request,
+    /// SignedHeaders=..., Signature=<hex>`; None unless every part is present and well formed.
+    fn parse(header: &str) -> Option<SigV4Scope> {
+        let params = header.strip_prefix(SIGV4_ALGORITHM)?;
+        let param = |name: &str| {
+            params
+                .split(',')
+                .map(str::trim)
+                .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+        };
+        let signature = param("Signature")?;
+        let signed_headers = param("SignedHeaders")?;
+        let credential: Vec<&str> = param("Credential")?.split('/').collect();
+        let [access_key_id, date, region, service, "aws4_request"] = credential.as_slice() else {
+            return None;
+        };
+        let well_formed = !access_key_id.is_empty()
+            && date.len() == 8
+            && date.bytes().all(|b| b.is_ascii_digit())
+            && !region.is_empty()
+            && !service.is_empty()
+            && !signed_headers.is_empty()
+            && !signature.is_empty()
+            && signature.bytes().all(|b| b.is_ascii_hexdigit());
+        well_formed.then(|| SigV4Scope {
+            access_key_id: access_key_id.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
+        })
+    }
+}
+
+/// An HTTP/1.1 request with a Content-Length body (the SDK never sends chunked JSON bodies).
+struct Request {
+    method: String,
+    path: String,
+    /// Header names in lower case.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    /// Reads the next request; None at a clean end of the connection.
+    fn read(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+        let Some(request_line) = read_request_line(reader)? else {
+            return Ok(None);
+        };
+        let mut parts = request_line.split_whitespace();
+        let (Some(method), Some(path), Some(_version)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid_data(format!("bad request line {request_line:?}")));
+        };
+        let mut headers = Vec::new();
+        loop {
+            let line =
+                read_line(reader)?.ok_or_else(|| invalid_data("end of stream in headers"))?;
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| invalid_data(format!("bad header {line:?}")))?;
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+        let mut request = Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            headers,
+            body: Vec::new(),
+        };
+        if request.header("transfer-encoding").is_some() {
+            return Err(invalid_data("chunked request bodies are not supported"));
+        }
+        let length = match request.header("content-length") {
+            Some(value) => value
+                .parse()
+                .map_err(|_| invalid_data("bad Content-Length"))?,
+            None => 0,
+        };
+        request.body = vec![0; length];
+        reader.read_exact(&mut request.body)?;
+        Ok(Some(request))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn wants_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|value| value.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// The first non-empty line (stray CRLFs between keep-alive requests are allowed).
+fn read_request_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    while let Some(line) = read_line(reader)? {
+        if !line.is_empty() {
+            return Ok(Some(line));
+        }
+    }
+    Ok(None)
+}
+
+/// One line without its CRLF; None at end of stream.
+fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn invalid_data(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Response {
+    fn json(value: Value) -> Response {
+        Response::json_text(value.to_string())
+    }
+
+    fn json_text(body: String) -> Response {
+        Response {
+            status: 200,
+            content_type: JSON_CONTENT_TYPE,
+            body,
+        }
+    }
+
+    /// An AWS JSON 1.1 error: the SDK reads the error code from `__type`.
+    fn error(status: u16, error_type: &str, message: &str) -> Response {
+        let body = json!({ "__type": error_type, "message": message }).to_string();
+        Response {
+            status,
+            content_type: JSON_CONTENT_TYPE,
+            body,
+        }
+    }
+
+    fn text(body: String) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body,
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let reason = match self.status {
+            200 => "OK",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            _ => "Unknown",
+        };
+        format!(
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
+            self.status,
+            self.content_type,
+            self.body.len(),
+            self.body
+        )
+        .into_bytes()
+    }
+}
