@@ -52,9 +52,10 @@ impl Lightsail {
     /// Loads the standard AWS configuration (profiles, SSO, assume-role, environment, IMDS) and
     /// resolves credentials once, so that a missing or broken identity is reported as such.
     pub async fn connect(region: &str, config: &Config) -> Result<Lightsail> {
+        // Room for the standard three attempts within the whole budget.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .operation_attempt_timeout(config.timeout.min(Duration::from_secs(10)))
+            .operation_attempt_timeout(config.timeout / 3)
             .operation_timeout(config.timeout)
             .build();
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())

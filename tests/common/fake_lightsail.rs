@@ -135,6 +135,13 @@ impl FakeLightsail {
         self.shared.update(|s| s.expires_in = seconds);
     }
 
+    /// With `Some(password)`, every login from now on returns that password instead of a unique
+    /// one (for a real registry that checks it); `None` goes back to unique passwords.
+    pub fn set_password(&self, password: Option<&str>) {
+        self.shared
+            .update(|s| s.fixed_password = password.map(str::to_string));
+    }
+
     /// With `Some(region)`, a request signed for another region gets InvalidSignatureException.
     pub fn expect_region(&self, region: Option<&str>) {
         self.shared
@@ -330,6 +337,7 @@ struct State {
     // Settings.
     account: String,
     expires_in: i64,
+    fixed_password: Option<String>,
     expect_region: Option<String>,
     known_access_keys: Option<HashSet<String>>,
     services: HashSet<String>,
@@ -354,6 +362,7 @@ impl Default for State {
         State {
             account: DEFAULT_ACCOUNT.to_string(),
             expires_in: DEFAULT_EXPIRES_IN,
+            fixed_password: None,
             expect_region: None,
             known_access_keys: None,
             services: to_string_set(DEFAULT_SERVICES),
@@ -401,15 +410,21 @@ impl State {
         })
     }
 
-    /// A unique, recognisable password: prefix, port, sequence number, then random hex.
+    /// The fixed password if set, else a unique, recognisable one: prefix, port, sequence
+    /// number, then random hex.
     fn issue_password(&mut self, port: u16) -> String {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_usize(self.passwords.len());
-        let password = format!(
-            "{PASSWORD_PREFIX}{port}-{}-{:016x}",
-            self.passwords.len() + 1,
-            hasher.finish()
-        );
+        let password = match &self.fixed_password {
+            Some(fixed) => fixed.clone(),
+            None => {
+                let mut hasher = RandomState::new().build_hasher();
+                hasher.write_usize(self.passwords.len());
+                format!(
+                    "{PASSWORD_PREFIX}{port}-{}-{:016x}",
+                    self.passwords.len() + 1,
+                    hasher.finish()
+                )
+            }
+        };
         self.passwords.push(password.clone());
         password
     }

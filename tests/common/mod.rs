@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -204,6 +204,8 @@ impl TestEnv {
             let _ = pipe.write_all(&input);
         });
         Spawned {
+            stdout: LivePipe::start(child.stdout.take()),
+            stderr: LivePipe::start(child.stderr.take()),
             child,
             description,
             args,
@@ -217,29 +219,23 @@ impl TestEnv {
     pub fn wait(&self, spawned: Spawned) -> RunOutput {
         let Spawned {
             mut child,
+            stdout,
+            stderr,
             description,
             args,
             env_secrets,
             stdin_writer,
         } = spawned;
-        let (closed_tx, closed_rx) = mpsc::channel();
-        let stdout = read_to_end_in_thread(child.stdout.take(), closed_tx.clone());
-        let stderr = read_to_end_in_thread(child.stderr.take(), closed_tx);
         // Both pipes close when the process exits: wait for those two events, bounded.
         let deadline = Instant::now() + RUN_TIMEOUT;
-        for _ in 0..2 {
-            if closed_rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .is_err()
-            {
-                let exited = matches!(child.try_wait(), Ok(Some(_)));
-                let _ = child.kill();
-                let _ = child.wait();
-                if exited {
-                    panic!("{description} exited but left its output open (a child process?)");
-                }
-                panic!("{description} still running after {RUN_TIMEOUT:?}: killed");
+        if !(stdout.wait_closed(deadline) && stderr.wait_closed(deadline)) {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            let _ = child.kill();
+            let _ = child.wait();
+            if exited {
+                panic!("{description} exited but left its output open (a child process?)");
             }
+            panic!("{description} still running after {RUN_TIMEOUT:?}: killed");
         }
         let status = child
             .wait()
@@ -247,8 +243,8 @@ impl TestEnv {
         let _ = stdin_writer.join();
         let output = RunOutput {
             code: status.code(),
-            stdout: join_text(stdout),
-            stderr: join_text(stderr),
+            stdout: stdout.text(),
+            stderr: stderr.text(),
         };
         append_stderr_log(&description, &output);
         let mut secrets = env_secrets;
@@ -271,6 +267,8 @@ impl Default for TestEnv {
 /// `TestEnv::wait` so that its output is collected and scanned.
 pub struct Spawned {
     pub child: Child,
+    stdout: LivePipe,
+    stderr: LivePipe,
     description: String,
     args: Vec<String>,
     env_secrets: Vec<String>,
@@ -384,22 +382,75 @@ pub fn secrets_in_aws_file(contents: &str) -> Vec<String> {
 }
 
 /// Reads a pipe to its end on a thread, and signals `closed` when it is done.
-fn read_to_end_in_thread<R: Read + Send + 'static>(
-    pipe: Option<R>,
-    closed: mpsc::Sender<()>,
-) -> JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        let _ = closed.send(());
-        bytes
-    })
+/// A child's output pipe, read as it arrives by a thread of its own, so that a test can wait
+/// for an event in it (a log line) while the child runs.
+#[derive(Clone, Default)]
+struct LivePipe(Arc<(Mutex<PipeState>, Condvar)>);
+
+#[derive(Default)]
+struct PipeState {
+    bytes: Vec<u8>,
+    closed: bool,
 }
 
-fn join_text(reader: JoinHandle<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned()
+impl LivePipe {
+    fn start<R: Read + Send + 'static>(pipe: Option<R>) -> LivePipe {
+        let live = LivePipe::default();
+        let shared = live.clone();
+        thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            if let Some(mut pipe) = pipe {
+                while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+                    shared.update(|state| state.bytes.extend_from_slice(&buffer[..n]));
+                }
+            }
+            shared.update(|state| state.closed = true);
+        });
+        live
+    }
+
+    fn update(&self, change: impl FnOnce(&mut PipeState)) {
+        let (state, changed) = &*self.0;
+        change(&mut state.lock().unwrap_or_else(|e| e.into_inner()));
+        changed.notify_all();
+    }
+
+    /// Waits until `done` holds for what has arrived, or `deadline`; returns whether it held.
+    fn wait_until(&self, deadline: Instant, done: impl Fn(&PipeState) -> bool) -> bool {
+        let (state, changed) = &*self.0;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        while !done(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn wait_closed(&self, deadline: Instant) -> bool {
+        self.wait_until(deadline, |state| state.closed)
+    }
+
+    fn text(&self) -> String {
+        let (state, _) = &*self.0;
+        let state = state.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&state.bytes).into_owned()
+    }
+}
+
+impl Spawned {
+    /// Waits (bounded) until the child has written `needle` to stderr, e.g. a debug log line
+    /// such as "waiting for lock"; returns whether it did.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        self.stderr.wait_until(Instant::now() + timeout, |state| {
+            String::from_utf8_lossy(&state.bytes).contains(needle)
+        })
+    }
 }
 
 /// Checks the secret rules: no secret at all in stderr; in stdout, a fake password only as the
