@@ -356,9 +356,8 @@ fn describe(cmd: &Command) -> String {
 
 /// Whether the action (the first argument that is not an option) is `get`.
 fn is_get(args: &[String]) -> bool {
-    args.iter()
-        .find(|arg| !arg.starts_with('-'))
-        .is_some_and(|action| action == "get")
+    // Also a `get` run through a wrapper such as `sh -c '…' sh get`.
+    args.iter().any(|arg| arg == "get")
 }
 
 /// Values of the secret variables a command was given.

@@ -14,6 +14,9 @@
 #   FAKE_BIN    the fake Lightsail endpoint (default target/debug/examples/fake_lightsail)
 # Prints one `ok - ...` / `not ok - ...` line per check and ends with `N passed, M failed`;
 # exits non-zero when a check failed.
+
+# Conditions are passed to `check` as eval strings, which use variables shellcheck cannot see.
+# shellcheck disable=SC2016,SC2034
 set -euo pipefail
 
 readonly REGION=us-east-1
@@ -71,10 +74,11 @@ cleanup() {
     rmdir "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
-trap 'echo "not ok - interrupted (run timeout ${RUN_TIMEOUT}s?)"; exit 124' TERM INT
+trap 'fatal "interrupted (the whole run has ${RUN_TIMEOUT} s)"' TERM INT
 
 passed=0
 failed=0
+last_output=()
 ok() {
     passed=$((passed + 1))
     echo "ok - $1"
@@ -198,7 +202,7 @@ kill -0 "$registry_pid" 2>/dev/null || fatal "docker-registry runs" "$(tail -n 2
 # The fake Lightsail endpoint, handing out the registry's password.
 "$FAKE_BIN" --password "$PASSWORD" >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
-fake_has_url() { [ -n "$(head -n 1 "$work/fake.out")" ]; }
+fake_has_url() { [ -n "$(head -n 1 "$work/fake.out" 2>/dev/null)" ]; }
 wait_until 15 fake_has_url || fatal "the fake Lightsail endpoint starts" "$(cat "$work/fake.err")"
 fake_url=$(head -n 1 "$work/fake.out")
 
@@ -213,10 +217,11 @@ EOF
 chmod +x "$work/bin/docker-credential-lightsail"
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION REGISTRY_AUTH_FILE \
     DOCKER_CONTEXT DOCKER_CERT_PATH DOCKER_TLS_VERIFY XDG_CONFIG_HOME XDG_CACHE_HOME \
-    DOCKER_CREDENTIAL_LIGHTSAIL_LOG DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN
+    DOCKER_CREDENTIAL_LIGHTSAIL_LOG DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN \
+    DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT
 export PATH="$work/bin:$PATH"
 export HOME=$work/home
-export DOCKER_CONFIG=$HOME/.docker # where skopeo looks too: it reads $HOME/.docker/config.json
+unset DOCKER_CONFIG # the default, ~/.docker, first; DOCKER_CONFIG is used further on
 export XDG_RUNTIME_DIR=$work/run   # skopeo's own auth.json would live here: keep it empty
 export DOCKER_HOST=unix://$work/no-engine.sock
 export DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR=$work/cache
@@ -228,7 +233,7 @@ export AWS_REGION=$REGION
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=$work/aws/config
 export AWS_SHARED_CREDENTIALS_FILE=$work/aws/credentials
-config=$DOCKER_CONFIG/config.json
+config=$HOME/.docker/config.json
 
 # A one-layer image in an OCI layout, made by hand: no engine, no network.
 image=$work/image
@@ -254,10 +259,11 @@ printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.
     "$manifest_digest" "$manifest_size" >"$image/index.json"
 printf '{"imageLayoutVersion":"1.0.0"}' >"$image/oci-layout"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$work/policy.json"
+skopeo_env=() # VAR=value settings for the next skopeo_push
 skopeo_push() { # skopeo_push NAME [skopeo copy options...]
     local name=$1
     shift
-    run "$name" skopeo --policy "$work/policy.json" copy --retry-times 0 --dest-cert-dir "$work/skopeo-certs" \
+    run "$name" env "${skopeo_env[@]}" skopeo --policy "$work/policy.json" copy --retry-times 0 --dest-cert-dir "$work/skopeo-certs" \
         "$@" "oci:$image:v1" "docker://$HOST/sr:$TAG"
 }
 
@@ -275,9 +281,19 @@ doc = json.load(open(sys.argv[1]))
 sys.exit(0 if doc.get("credHelpers", {}).get(sys.argv[2]) == "lightsail" else 1)
 EOF
 }
-check "configure writes credHelpers[\"$HOST\"] = \"lightsail\" to \$DOCKER_CONFIG/config.json" \
+check "configure writes credHelpers[\"$HOST\"] = \"lightsail\" to ~/.docker/config.json" \
     has_cred_helper "$config"
-no_auths_no_secret() { ! grep -q '"auths"' "$config" && ! grep -rqF "$PASSWORD" "$DOCKER_CONFIG"; }
+check "the new ~/.docker is 0700 and config.json 0600" \
+    eval '[ "$(stat -c %a "$HOME/.docker")" = 700 ] && [ "$(stat -c %a "$config")" = 600 ]'
+# no_auths_no_secret: no credentials in any auths entry, no password anywhere in $DOCKER_CONFIG.
+no_auths_no_secret() {
+    last_output=("config.json: $(cat "$config")")
+    ! grep -rqF "$PASSWORD" "$(dirname "$config")" && json "$config" <<'EOF'
+import json, sys
+auths = json.load(open(sys.argv[1])).get("auths", {})
+sys.exit(0 if all(not entry for entry in auths.values()) else 1)
+EOF
+}
 check "config.json holds no auths and no password" no_auths_no_secret
 check "configure made exactly one Lightsail login call" eval '[ "$(login_calls)" = 1 ]'
 
@@ -295,6 +311,15 @@ check "the pushed digest is the manifest's ($manifest_digest)" \
     eval '[ "$pushed_digest" = "$manifest_digest" ]'
 check "the push was served from the helper's cache: still one login call" \
     eval '[ "$(login_calls)" = 1 ]'
+
+# skopeo (containers/image) also reads $DOCKER_CONFIG/config.json, like the docker CLI.
+mkdir -p "$work/other-home"
+reset_helper_log
+skopeo_env=(HOME="$work/other-home" DOCKER_CONFIG="$HOME/.docker")
+skopeo_push push-docker-config
+skopeo_env=()
+check "skopeo also finds credHelpers through \$DOCKER_CONFIG (with a HOME that has no .docker)" \
+    eval 'succeeded && helper_was_called get'
 
 # ---- read it back with the docker CLI -----------------------------------------------------------
 
@@ -443,8 +468,8 @@ check "the symlink stays a symlink to the same file, which gets the entry" \
 
 # ---- the password never showed ------------------------------------------------------------------
 
-leaks() { grep -rlF -- "$PASSWORD" "$work/out" "$work/helper-calls.log" 2>/dev/null || true; }
-check "no client output and no helper argument shows the password" eval '[ -z "$(leaks)" ]'
+leaks() { grep -rlF -e "$PASSWORD" -e "$AWS_SECRET_ACCESS_KEY" "$work/out" "$work/helper-calls.log" 2>/dev/null || true; }
+check "no client output and no helper argument shows the password or the AWS secret key" eval '[ -z "$(leaks)" ]'
 
 if [ "$failed" -gt 0 ]; then
     echo "# last lines of the registry log:"

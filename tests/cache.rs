@@ -1,0 +1,319 @@
+//! The on-disk cache, driven through the binary: where it lives, its modes, what keys it,
+//! the refresh margin, and every kind of damaged entry.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::TestEnv;
+use common::fake_lightsail::DEFAULT_EXPIRES_IN;
+
+const REGION: &str = "us-east-1";
+
+/// The fetched-login entries in a cache dir.
+fn login_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    name.starts_with("login-") && name.ends_with(".json")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Every file in the dir with its contents, to show that a failure changed nothing.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&path).unwrap_or_default())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o777
+}
+
+#[test]
+fn default_location_is_the_xdg_cache_dir_private_whatever_the_umask() {
+    let mut env = TestEnv::new();
+    env.remove_env("DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR");
+    let host = env.registry_host(REGION);
+    // umask 000 would make everything world-writable if the helper trusted it.
+    let cmd = env.cmd(&[]);
+    let mut shell = std::process::Command::new("sh");
+    shell.args(["-c", "umask 000; exec \"$0\" \"$@\"", common::BIN, "get"]);
+    shell.env_clear();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            shell.env(key, value);
+        }
+    }
+    let out = env.run_cmd(shell, &host);
+    out.credentials();
+
+    let dir = env.xdg_cache_dir().join("docker-credential-lightsail");
+    assert_eq!(mode(&dir), 0o700);
+    let files = login_files(&dir);
+    assert_eq!(files.len(), 1);
+    assert_eq!(mode(&files[0]), 0o600);
+    for lock in fs::read_dir(&dir).unwrap() {
+        assert_eq!(mode(&lock.unwrap().path()), 0o600);
+    }
+}
+
+#[test]
+fn an_existing_cache_dir_open_to_others_is_made_private() {
+    let env = TestEnv::new();
+    fs::set_permissions(env.cache_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    env.run(&["get"], env.registry_host(REGION)).credentials();
+    assert_eq!(mode(&env.cache_dir()), 0o700);
+}
+
+#[test]
+fn switching_profile_or_keys_never_serves_another_identitys_login() {
+    let mut env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.write_aws_credentials(
+        "[dev]\naws_access_key_id = AKIADEV000000000001\naws_secret_access_key = DevSecret/0001\n\
+         [prod]\naws_access_key_id = AKIAPROD00000000001\naws_secret_access_key = ProdSecret/0001\n",
+    );
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+
+    let as_profile = |profile: &str| {
+        let mut cmd = env.cmd(&["get"]);
+        cmd.env("AWS_PROFILE", profile);
+        env.run_cmd(cmd, &host).credentials().secret
+    };
+    let dev = as_profile("dev");
+    let prod = as_profile("prod");
+    assert_ne!(dev, prod);
+    assert_eq!(as_profile("dev"), dev, "cached per profile");
+    assert_eq!(as_profile("prod"), prod);
+
+    let with_keys = |key_id: &str| {
+        let mut cmd = env.cmd(&["get"]);
+        cmd.env("AWS_ACCESS_KEY_ID", key_id)
+            .env("AWS_SECRET_ACCESS_KEY", "EnvSecret/0001");
+        env.run_cmd(cmd, &host).credentials().secret
+    };
+    let a = with_keys("AKIAENVA00000000001");
+    let b = with_keys("AKIAENVB00000000001");
+    assert!(a != b && a != dev && b != prod);
+    assert_eq!(with_keys("AKIAENVA00000000001"), a);
+
+    let signers: Vec<_> = env
+        .fake
+        .requests()
+        .into_iter()
+        .map(|r| r.access_key_id.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        signers,
+        [
+            "AKIADEV000000000001",
+            "AKIAPROD00000000001",
+            "AKIAENVA00000000001",
+            "AKIAENVB00000000001"
+        ]
+    );
+}
+
+#[test]
+fn a_profile_whose_keys_change_every_session_still_hits_the_cache() {
+    // credential_process stands in for SSO or assume-role: new temporary keys on every call.
+    let mut env = TestEnv::new();
+    let counter = env.root().join("sessions");
+    let script = env.root().join("issue-session-keys");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"ASIATEMP%011d\",\"SecretAccessKey\":\"TempSecret/%d\",\"SessionToken\":\"TempToken%d\"}}' $n $n $n\n",
+            c = counter.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_aws_config(&format!(
+        "[profile ci]\ncredential_process = {}\n",
+        script.display()
+    ));
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+    env.set_env("AWS_PROFILE", "ci");
+    let host = env.registry_host(REGION);
+
+    let first = env.run(&["get"], &host).credentials();
+    for _ in 0..3 {
+        assert_eq!(env.run(&["get"], &host).credentials(), first);
+    }
+    assert_eq!(env.fake.login_calls(), 1);
+    assert_eq!(
+        fs::read_to_string(&counter).unwrap().trim(),
+        "1",
+        "no credential resolution on a hit"
+    );
+    assert_eq!(
+        env.fake.requests()[0].access_key_id.as_deref(),
+        Some("ASIATEMP00000000001")
+    );
+}
+
+#[test]
+fn a_login_inside_the_refresh_margin_is_refreshed_and_served_if_refresh_fails() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.fake.set_expires_in(600); // inside the 30-minute default margin
+    let aging = env.run(&["get"], &host).credentials();
+
+    // Refresh fails (three 500s: the first try and the SDK's two retries): the aging login serves.
+    env.fake
+        .fail_next(3, 500, "ServiceException", "try again later");
+    let served = env.run(&["get"], &host);
+    assert_eq!(served.credentials(), aging);
+    assert_eq!(env.fake.login_calls(), 4);
+
+    // Refresh works: a new login replaces it.
+    env.fake.set_expires_in(DEFAULT_EXPIRES_IN);
+    let fresh = env.run(&["get"], &host).credentials();
+    assert_ne!(fresh.secret, aging.secret);
+    assert_eq!(env.run(&["get"], &host).credentials(), fresh);
+    assert_eq!(env.fake.login_calls(), 5);
+}
+
+#[test]
+fn an_expired_login_is_never_served() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.run(&["get"], &host).credentials();
+    let file = login_files(&env.cache_dir()).remove(0);
+    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    entry["expires_at"] = serde_json::json!(1_000_000_000);
+    fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+
+    env.fake.fail_next(3, 500, "ServiceException", "down");
+    let out = env.run(&["get"], &host);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stdout
+            .starts_with("Lightsail in us-east-1 refused the request (ServiceException)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_margin_is_configurable_and_checked() {
+    let mut env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.fake.set_expires_in(600);
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN", "300");
+    env.run(&["get"], &host).credentials();
+    env.run(&["get"], &host).credentials();
+    assert_eq!(
+        env.fake.login_calls(),
+        1,
+        "10 minutes left is outside a 5-minute margin"
+    );
+
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN", "soon");
+    let out = env.run(&["get"], &host);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stdout,
+        "invalid setting DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN=\"soon\": a whole number of seconds from 0 to 86400\n"
+    );
+}
+
+#[test]
+fn every_kind_of_damaged_entry_reads_as_empty_and_is_replaced() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.run(&["get"], &host).credentials();
+    let file = login_files(&env.cache_dir()).remove(0);
+    let good = fs::read(&file).unwrap();
+    let other_version = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("\"format\":1", "\"format\":99");
+    let damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("garbage", b"\x00\x01garbage\xff".to_vec()),
+        ("other version", other_version.into_bytes()),
+        (
+            "other shape",
+            br#"{"auths":{"x":{"auth":"eA=="}}}"#.to_vec(),
+        ),
+        ("a JSON array", b"[1,2,3]".to_vec()),
+        ("huge", vec![b' '; 2 * 1024 * 1024]),
+    ];
+    for (n, (what, bytes)) in damaged.into_iter().enumerate() {
+        fs::write(&file, &bytes).unwrap();
+        let out = env.run(&["get"], &host);
+        assert_eq!(out.credentials().server_url, host, "{what}");
+        assert_eq!(env.fake.login_calls(), n + 2, "{what}: fetched anew");
+        let replaced: serde_json::Value =
+            serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+        assert_eq!(
+            replaced["secret"],
+            out.credentials().secret.as_str(),
+            "{what}: replaced"
+        );
+    }
+
+    // A directory where the entry should be: served from the API, and the directory is left alone.
+    fs::remove_file(&file).unwrap();
+    fs::create_dir(&file).unwrap();
+    env.run(&["get"], &host).credentials();
+    assert!(file.is_dir());
+}
+
+#[test]
+fn an_unwritable_cache_dir_still_lets_get_answer() {
+    let mut env = TestEnv::new();
+    let blocker = env.root().join("a-file");
+    fs::write(&blocker, "not a directory").unwrap();
+    env.set_env(
+        "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR",
+        blocker.join("cache"),
+    );
+    let host = env.registry_host(REGION);
+    env.run(&["get"], &host).credentials();
+    env.run(&["get"], &host).credentials();
+    assert_eq!(env.fake.login_calls(), 2, "no cache: every get asks");
+    assert_eq!(fs::read_to_string(&blocker).unwrap(), "not a directory");
+}
+
+#[test]
+fn a_failed_fetch_leaves_the_cache_as_it_was() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.fake.set_expires_in(600);
+    env.run(&["get"], &host).credentials();
+    // Make the entry expired, so the failure cannot be hidden by the fallback.
+    let file = login_files(&env.cache_dir()).remove(0);
+    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    entry["expires_at"] = serde_json::json!(1_000_000_000);
+    fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let before = snapshot(&env.cache_dir());
+
+    env.fake
+        .fail_next(1, 400, "AccessDeniedException", "not allowed");
+    assert_eq!(env.run(&["get"], &host).code, Some(1));
+    assert_eq!(snapshot(&env.cache_dir()), before);
+}

@@ -1,0 +1,217 @@
+//! Every way a fetch can fail gives one line that names the cause, exit 1, a silent stderr and
+//! an untouched cache; throttling and server errors are retried. Debug logs never hold a secret.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::TestEnv;
+use common::fake_lightsail::Mode;
+
+const REGION: &str = "us-east-1";
+
+/// The cache's entries and contents (empty lock files come and stay by design).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_none_or(|ext| ext != "lock"))
+        .map(|path| {
+            (
+                path.display().to_string(),
+                fs::read(&path).unwrap_or_default(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs a `get` that must fail: one line on stdout starting with `expected`, exit 1, silent
+/// stderr, and the cache exactly as it was.
+fn assert_fails(env: &TestEnv, expected: &str) -> String {
+    let before = snapshot(&env.cache_dir());
+    let out = env.run(&["get"], env.registry_host(REGION));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 1, "one line: {}", out.stdout);
+    assert!(
+        out.stdout.starts_with(expected),
+        "expected {expected:?}, got {}",
+        out.stdout
+    );
+    assert_eq!(out.stderr, "");
+    assert_eq!(snapshot(&env.cache_dir()), before, "cache untouched");
+    out.stdout
+}
+
+#[test]
+fn each_documented_api_exception_is_named() {
+    let cases = [
+        (
+            400,
+            "AccessDeniedException",
+            "User is not authorized",
+            "access denied by Lightsail in us-east-1 (AccessDeniedException: User is not authorized): the AWS identity from AWS_ACCESS_KEY_ID AKIATESTKEY00000001 needs the lightsail:CreateContainerServiceRegistryLogin permission",
+        ),
+        (
+            400,
+            "InvalidInputException",
+            "Bad input",
+            "Lightsail in us-east-1 refused the request (InvalidInputException): Bad input",
+        ),
+        (
+            400,
+            "NotFoundException",
+            "Nothing here",
+            "Lightsail in us-east-1 refused the request (NotFoundException): Nothing here",
+        ),
+        (
+            400,
+            "UnauthenticatedException",
+            "Who are you",
+            "AWS rejected the credentials from AWS_ACCESS_KEY_ID AKIATESTKEY00000001 (UnauthenticatedException: Who are you)",
+        ),
+        (
+            400,
+            "RegionSetupInProgressException",
+            "Wait",
+            "Lightsail in us-east-1 refused the request (RegionSetupInProgressException): Wait",
+        ),
+    ];
+    for (status, code, message, expected) in cases {
+        let env = TestEnv::new();
+        env.fake.fail_next(1, status, code, message);
+        assert_fails(&env, expected);
+        assert_eq!(env.fake.login_calls(), 1, "{code} is not retried");
+    }
+}
+
+#[test]
+fn service_exception_is_retried_then_reported() {
+    let env = TestEnv::new();
+    env.fake
+        .fail_next(3, 500, "ServiceException", "Internal failure");
+    assert_fails(
+        &env,
+        "Lightsail in us-east-1 refused the request (ServiceException): Internal failure",
+    );
+    assert_eq!(
+        env.fake.login_calls(),
+        3,
+        "the SDK's standard three attempts"
+    );
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_to_success() {
+    let env = TestEnv::new();
+    env.fake
+        .fail_next(1, 400, "ThrottlingException", "Rate exceeded");
+    env.fake
+        .fail_next(1, 503, "ServiceUnavailableException", "Busy");
+    let out = env.run(&["get"], env.registry_host(REGION));
+    assert!(out.credentials().secret.starts_with("LSPW-"));
+    assert_eq!(env.fake.login_calls(), 3);
+}
+
+#[test]
+fn an_unknown_key_or_a_bad_signature_says_the_credentials_were_rejected() {
+    let env = TestEnv::new();
+    env.fake
+        .set_known_access_keys(Some(&["AKIASOMEONEELSE0001"]));
+    assert_fails(
+        &env,
+        "AWS rejected the credentials from AWS_ACCESS_KEY_ID AKIATESTKEY00000001 (UnrecognizedClientException",
+    );
+
+    let env = TestEnv::new();
+    env.fake.expect_region(Some("eu-west-1"));
+    assert_fails(
+        &env,
+        "AWS rejected the credentials from AWS_ACCESS_KEY_ID AKIATESTKEY00000001 (InvalidSignatureException",
+    );
+}
+
+#[test]
+fn no_aws_credentials_at_all() {
+    let mut env = TestEnv::new();
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+    let message = assert_fails(&env, "no AWS credentials found (the default AWS profile)");
+    assert!(message.contains("aws sso login"));
+    assert_eq!(env.fake.login_calls(), 0);
+}
+
+#[test]
+fn an_unreachable_endpoint() {
+    let mut env = TestEnv::new();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.set_env(
+        "AWS_ENDPOINT_URL_LIGHTSAIL",
+        format!("http://127.0.0.1:{port}"),
+    );
+    let message = assert_fails(
+        &env,
+        "could not reach the Lightsail endpoint for us-east-1: ",
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+}
+
+#[test]
+fn an_endpoint_that_never_answers_times_out() {
+    let mut env = TestEnv::new();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT", "2");
+    env.fake.hang();
+    assert_fails(
+        &env,
+        "Lightsail in us-east-1 did not answer within 2 s (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT)",
+    );
+}
+
+#[test]
+fn a_malformed_answer_or_a_login_without_password() {
+    let env = TestEnv::new();
+    env.fake.set_mode(Mode::MalformedBody);
+    assert_fails(&env, "unexpected answer from Lightsail in us-east-1: ");
+    env.fake.set_mode(Mode::LoginWithoutPassword);
+    assert_fails(
+        &env,
+        "unexpected answer from Lightsail in us-east-1: the login has no password",
+    );
+}
+
+#[test]
+fn debug_logs_tell_the_story_without_a_secret() {
+    let mut env = TestEnv::new();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_LOG", "trace");
+    let host = env.registry_host(REGION);
+    // miss, hit, failure: the harness scans every stderr for every password the fake issued
+    // and for the AWS secret key.
+    let miss = env.run(&["get"], &host);
+    let secret = miss.credentials().secret;
+    assert!(
+        miss.stderr
+            .contains("asking Lightsail for a registry login in us-east-1"),
+        "{}",
+        miss.stderr
+    );
+    let hit = env.run(&["get"], &host);
+    assert!(hit.stderr.contains("cache hit"), "{}", hit.stderr);
+    assert!(!hit.stderr.contains(&secret));
+
+    env.fake.fail_next(1, 400, "AccessDeniedException", "no");
+    let mut cmd = env.cmd(&["get"]);
+    cmd.env(
+        "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR",
+        env.root().join("other-cache"),
+    );
+    let failed = env.run_cmd(cmd, &host);
+    assert_eq!(failed.code, Some(1));
+    assert!(!failed.stderr.is_empty());
+}

@@ -1,0 +1,99 @@
+//! End to end with real software: runs `tests/e2e/real-clients.sh`, which drives the built helper
+//! with Debian's docker-registry (htpasswd + TLS), skopeo and the docker CLI, against the fake
+//! Lightsail endpoint of `examples/fake_lightsail.rs`, inside private namespaces.
+//!
+//! It needs root and the Debian packages `tests/e2e/install-deps` installs. Without them it fails,
+//! naming what is missing: it never skips.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-lightsail");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/real-clients.sh");
+
+#[test]
+fn real_registry_skopeo_and_docker_cli_through_the_helper() {
+    let fake = build_fake();
+    // One stream, in order: the script's stderr joins its stdout.
+    let mut child = Command::new("bash")
+        .args(["-c", r#"exec bash "$0" 2>&1"#, SCRIPT])
+        .env("HELPER_BIN", HELPER)
+        .env("FAKE_BIN", &fake)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run bash");
+    // The script bounds itself (a timeout around the whole run), so reading to the end ends.
+    let mut failures = Vec::new();
+    let mut summary = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap_or_else(|err| format!("(unreadable output: {err})"));
+        println!("{line}");
+        if line.starts_with("not ok") {
+            failures.push(line.clone());
+        }
+        if line.ends_with(" failed") && line.contains(" passed, ") {
+            summary = line;
+        }
+    }
+    let status = child.wait().expect("cannot wait for the script");
+    assert!(
+        status.success() && failures.is_empty() && summary.ends_with(" 0 failed"),
+        "tests/e2e/real-clients.sh: {status}, {}\n{}\n\
+         (it needs root and the packages of tests/e2e/install-deps: docker-registry skopeo \
+         apache2-utils openssl util-linux iproute2 python3, and docker.io when there is no \
+         docker CLI; the full output is above)",
+        if summary.is_empty() {
+            "no summary line"
+        } else {
+            &summary
+        },
+        failures.join("\n"),
+    );
+}
+
+/// Builds `examples/fake_lightsail.rs` with the cargo, profile and target folder that built this
+/// test (a no-op when it is fresh), and returns its path. `cargo test` alone builds examples too,
+/// but `cargo test --test real_clients` does not, and a stale fake would test old behaviour.
+fn build_fake() -> PathBuf {
+    let profile_dir = Path::new(HELPER).parent().expect("the helper has a folder");
+    let mut target_dir = profile_dir
+        .parent()
+        .expect("the profile folder has a parent");
+    let mut command = Command::new(env!("CARGO"));
+    command.args(["build", "--quiet", "--example", "fake_lightsail"]);
+    command
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    // <target>/<profile>, or <target>/<triple>/<profile> when built with --target.
+    if !target_dir.join("CACHEDIR.TAG").exists()
+        && let Some(root) = target_dir
+            .parent()
+            .filter(|p| p.join("CACHEDIR.TAG").exists())
+    {
+        command.arg("--target").arg(target_dir.file_name().unwrap());
+        target_dir = root;
+    }
+    command.arg("--target-dir").arg(target_dir);
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+        None => {}
+    }
+    let status = command
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", env!("CARGO")));
+    let fake = profile_dir.join("examples/fake_lightsail");
+    assert!(
+        status.success() && fake.is_file(),
+        "`cargo build --example fake_lightsail` failed ({status}) or made no {}",
+        fake.display()
+    );
+    fake
+}
