@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! cargo run --example fake_lightsail -- [--port N] [--delay-ms N] [--fail-every N] [--expires-in S]
+//!                                         [--password P]
 //! ```
 //!
 //! Prints `http://127.0.0.1:<port>` as its first line, then serves until killed. `GET /__calls`
-//! answers the number of login calls so far, as text.
+//! answers the number of login calls so far, as text. With `--password`, every login returns
+//! that password (to match a real registry's htpasswd) instead of a unique one.
 
 #[path = "../tests/common/fake_lightsail.rs"]
 mod fake_lightsail;
@@ -17,8 +19,8 @@ use std::time::Duration;
 
 use fake_lightsail::FakeLightsail;
 
-const USAGE: &str =
-    "usage: fake_lightsail [--port N] [--delay-ms N] [--fail-every N] [--expires-in SECONDS]";
+const USAGE: &str = "usage: fake_lightsail [--port N] [--delay-ms N] [--fail-every N] \
+                     [--expires-in SECONDS] [--password PASSWORD]";
 
 #[derive(Default)]
 struct Options {
@@ -26,9 +28,10 @@ struct Options {
     delay_ms: u64,
     fail_every: usize,
     expires_in: Option<i64>,
+    password: Option<String>,
 }
 
-/// Parses `--flag value` pairs by hand: four numeric options do not need an argument parser.
+/// Parses `--flag value` pairs by hand: five options do not need an argument parser.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options::default();
     while let Some(flag) = args.next() {
@@ -39,6 +42,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             "--delay-ms" => options.delay_ms = value.parse().map_err(invalid)?,
             "--fail-every" => options.fail_every = value.parse().map_err(invalid)?,
             "--expires-in" => options.expires_in = Some(value.parse().map_err(invalid)?),
+            "--password" => options.password = Some(value),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
     if let Some(seconds) = options.expires_in {
         fake.set_expires_in(seconds);
     }
+    fake.set_password(options.password.as_deref());
 
     // Scripts read this line to learn the port: flush it at once.
     let mut stdout = std::io::stdout();
