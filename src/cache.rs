@@ -35,10 +35,11 @@ pub struct Login {
     pub expires_at: u64,
 }
 
+/// The file: the login nested under a format number (not flattened: serde's flatten cannot
+/// read numbers with serde_json's `arbitrary_precision`, which keeps Docker's config exact).
 #[derive(Serialize, Deserialize)]
 struct Entry {
     format: u32,
-    #[serde(flatten)]
     login: Login,
 }
 

@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn adds_one_key_and_keeps_everything_else_in_order() {
         let tmp = tempfile::tempdir().unwrap();
-        let original = r#"{"zeta":1,"auths":{"x":{"auth":"abc"}},"credHelpers":{"b":"ecr-login"},"alpha":[true,null,"é"]}"#;
+        let original = r#"{"zeta":123456789012345678901234567890,"f":2.50,"e":1e3,"auths":{"x":{"auth":"abc"}},"credHelpers":{"b":"ecr-login"},"alpha":[true,null,"é"]}"#;
         let path = tmp.path().join("config.json");
         fs::write(&path, original).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
@@ -151,7 +151,11 @@ mod tests {
         assert!(!config.set_cred_helper(HOST, "lightsail").unwrap());
         config.save().unwrap();
 
-        let written: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        for number in ["123456789012345678901234567890", "2.50", "1e3"] {
+            assert!(text.contains(number), "{number} kept exactly as written");
+        }
+        let written: Value = serde_json::from_str(&text).unwrap();
         let mut expected: Value = serde_json::from_str(original).unwrap();
         expected["credHelpers"][HOST] = Value::String("lightsail".into());
         assert_eq!(

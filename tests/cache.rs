@@ -203,7 +203,7 @@ fn an_expired_login_is_never_served() {
     env.run(&["get"], &host).credentials();
     let file = login_files(&env.cache_dir()).remove(0);
     let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    entry["expires_at"] = serde_json::json!(1_000_000_000);
+    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
     fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
 
     env.fake.fail_next(3, 500, "ServiceException", "down");
@@ -270,7 +270,7 @@ fn every_kind_of_damaged_entry_reads_as_empty_and_is_replaced() {
         let replaced: serde_json::Value =
             serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
         assert_eq!(
-            replaced["secret"],
+            replaced["login"]["secret"],
             out.credentials().secret.as_str(),
             "{what}: replaced"
         );
@@ -308,7 +308,7 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
     // Make the entry expired, so the failure cannot be hidden by the fallback.
     let file = login_files(&env.cache_dir()).remove(0);
     let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    entry["expires_at"] = serde_json::json!(1_000_000_000);
+    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
     fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
     let before = snapshot(&env.cache_dir());
 
