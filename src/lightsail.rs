@@ -59,6 +59,7 @@ impl Lightsail {
             .operation_timeout(config.timeout)
             .build();
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(region.to_string()))
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(3))
@@ -236,8 +237,18 @@ fn credentials_error(err: CredentialsError, identity: &str) -> Error {
 
 /// The region of the current AWS profile or environment (`AWS_REGION`, the profile's `region`…).
 pub async fn default_region() -> Option<String> {
-    aws_config::meta::region::RegionProviderChain::default_provider()
-        .region()
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
         .await
+        .region()
         .map(|region| region.to_string())
+}
+
+/// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time).
+fn https_client() -> aws_sdk_lightsail::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
