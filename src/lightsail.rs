@@ -11,6 +11,8 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use hickory_resolver::TokioResolver;
 use serde::Serialize;
 use tracing::debug;
 
@@ -245,10 +247,36 @@ pub async fn default_region() -> Option<String> {
         .map(|region| region.to_string())
 }
 
-/// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time).
+/// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time),
+/// resolving names in Rust.
 fn https_client() -> aws_sdk_lightsail::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+        .build_with_resolver(SystemDns)
+}
+
+/// Name resolution from `/etc/hosts` and the servers in `/etc/resolv.conf`, in Rust: the release
+/// binary is linked statically (it starts as fast as a process can), and a static glibc's
+/// `getaddrinfo` would load NSS modules built for another glibc.
+#[derive(Debug, Clone, Copy)]
+struct SystemDns;
+
+impl ResolveDns for SystemDns {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::new(async move {
+            let resolver = TokioResolver::builder_tokio()
+                .and_then(|builder| builder.build())
+                .map_err(ResolveDnsError::new)?;
+            let found = resolver.lookup_ip(name).await.map_err(|err| {
+                let why = if err.is_no_records_found() || err.is_nx_domain() {
+                    "no such host, or no DNS server answered".to_string()
+                } else {
+                    err.to_string()
+                };
+                ResolveDnsError::new(format!("cannot resolve {name}: {why}"))
+            })?;
+            Ok(found.iter().collect())
+        })
+    }
 }
