@@ -46,6 +46,23 @@ pub struct IdentitySource {
 }
 
 impl Config {
+    /// Defaults with a cache in `dir`, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(dir: &std::path::Path) -> Config {
+        Config {
+            cache_dir: Some(dir.to_path_buf()),
+            log_level: None,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(5),
+            identity: IdentitySource {
+                key: "test".into(),
+                description: "test".into(),
+            },
+            docker_config_dir: None,
+        }
+    }
+
     pub fn from_env() -> Result<Config> {
         let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
         Ok(Config {

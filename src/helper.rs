@@ -243,24 +243,12 @@ fn open_for_writing(config: &Config) -> Result<Cache> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::IdentitySource;
     use std::cell::Cell;
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
     fn config(dir: &std::path::Path) -> Config {
-        Config {
-            cache_dir: Some(dir.to_path_buf()),
-            log_level: None,
-            refresh_margin: Duration::from_secs(1800),
-            timeout: Duration::from_secs(5),
-            lock_timeout: Duration::from_secs(5),
-            identity: IdentitySource {
-                key: "test".into(),
-                description: "test".into(),
-            },
-            docker_config_dir: None,
-        }
+        Config::for_tests(dir)
     }
 
     fn login(secret: &str, expires_in: u64) -> Login {

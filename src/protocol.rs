@@ -132,18 +132,7 @@ mod tests {
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
     fn config(dir: &std::path::Path) -> Config {
-        Config {
-            cache_dir: Some(dir.to_path_buf()),
-            log_level: None,
-            refresh_margin: Duration::from_secs(1800),
-            timeout: Duration::from_secs(5),
-            lock_timeout: Duration::from_secs(5),
-            identity: crate::config::IdentitySource {
-                key: "test".into(),
-                description: "test".into(),
-            },
-            docker_config_dir: None,
-        }
+        Config::for_tests(dir)
     }
 
     fn run(action: Action, input: &[u8], dir: &std::path::Path) -> (Result<()>, String) {

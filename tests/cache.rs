@@ -43,6 +43,14 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// Rewrites the one fetched login in `dir` as long expired.
+fn expire_the_cached_login(dir: &Path) {
+    let file = login_files(dir).remove(0);
+    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
+    fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().mode() & 0o777
 }
@@ -201,10 +209,7 @@ fn an_expired_login_is_never_served() {
     let env = TestEnv::new();
     let host = env.registry_host(REGION);
     env.run(&["get"], &host).credentials();
-    let file = login_files(&env.cache_dir()).remove(0);
-    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
-    fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+    expire_the_cached_login(&env.cache_dir());
 
     env.fake.fail_next(3, 500, "ServiceException", "down");
     let out = env.run(&["get"], &host);
@@ -306,10 +311,7 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
     env.fake.set_expires_in(600);
     env.run(&["get"], &host).credentials();
     // Make the entry expired, so the failure cannot be hidden by the fallback.
-    let file = login_files(&env.cache_dir()).remove(0);
-    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
-    fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
+    expire_the_cached_login(&env.cache_dir());
     let before = snapshot(&env.cache_dir());
 
     env.fake
