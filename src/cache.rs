@@ -323,9 +323,15 @@ fn read_entry(path: &Path) -> Option<Login> {
             );
             None
         }
-        // serde_json's message names a position, never the content.
+        // Only the position: serde_json's message can quote a value, and values here are secrets.
         Err(err) => {
-            debug!("ignoring cache entry {}: {err}", path.display());
+            debug!(
+                "ignoring cache entry {}: not an entry ({:?} at line {}, column {})",
+                path.display(),
+                err.classify(),
+                err.line(),
+                err.column()
+            );
             None
         }
     }

@@ -151,8 +151,9 @@ pub fn run_bounded<T>(
         .enable_all()
         .build()
         .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
+    // A backstop: the work keeps to `config.timeout` itself, and says what it was waiting for.
     runtime.block_on(async {
-        tokio::time::timeout(config.timeout, work)
+        tokio::time::timeout(config.timeout + Duration::from_secs(1), work)
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Timeout {

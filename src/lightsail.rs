@@ -33,6 +33,15 @@ const BAD_CREDENTIAL_CODES: &[&str] = &[
     "ExpiredTokenException",
 ];
 
+/// Timeouts within `budget`, with room for the standard three attempts.
+fn timeouts(budget: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(budget.min(Duration::from_secs(5)))
+        .operation_attempt_timeout(budget / 3)
+        .operation_timeout(budget)
+        .build()
+}
+
 /// An image registered with a container service, as `register --json` prints it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,16 +63,12 @@ impl Lightsail {
     /// Loads the standard AWS configuration (profiles, SSO, assume-role, environment, IMDS) and
     /// resolves credentials once, so that a missing or broken identity is reported as such.
     pub async fn connect(region: &str, config: &Config) -> Result<Lightsail> {
-        // Room for the standard three attempts within the whole budget.
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .operation_attempt_timeout(config.timeout / 3)
-            .operation_timeout(config.timeout)
-            .build();
+        // One budget for the whole fetch: resolving credentials, then the call and its retries.
+        let deadline = tokio::time::Instant::now() + config.timeout;
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
             .region(Region::new(region.to_string()))
-            .timeout_config(timeouts)
+            .timeout_config(timeouts(config.timeout))
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .load()
             .await;
@@ -71,16 +76,23 @@ impl Lightsail {
         let provider = sdk_config
             .credentials_provider()
             .ok_or_else(|| Error::NoAwsCredentials(identity.clone()))?;
-        let credentials = provider
-            .provide_credentials()
+        let credentials = tokio::time::timeout_at(deadline, provider.provide_credentials())
             .await
+            .map_err(|_| {
+                Error::AwsCredentials(format!(
+                    "no credentials from {identity} within {} s (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT): check the profile's credential_process, SSO or role settings",
+                    config.timeout.as_secs()
+                ))
+            })?
             .map_err(|err| credentials_error(err, &identity))?;
         debug!(
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
         );
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
             .credentials_provider(credentials)
+            .timeout_config(timeouts(left.max(Duration::from_millis(100))))
             .build();
         Ok(Lightsail {
             client: aws_sdk_lightsail::Client::from_conf(client_config),

@@ -61,12 +61,7 @@ pub fn handle(
         }
         Action::Store => {
             let text = read_input(input)?;
-            // serde_json's messages name a line and column, never the input itself.
-            let doc: StoreInput = serde_json::from_str(&text).map_err(|err| {
-                Error::InvalidInput(format!(
-                    "store expects {{\"ServerURL\",\"Username\",\"Secret\"}} JSON: {err}"
-                ))
-            })?;
+            let doc: StoreInput = serde_json::from_str(&text).map_err(store_input_error)?;
             if doc.server_url.trim().is_empty() {
                 return Err(Error::MissingServerUrl);
             }
@@ -81,6 +76,22 @@ pub fn handle(
             write_json_line(output, &held)
         }
     }
+}
+
+/// Says what is wrong with `store`'s input without quoting it: serde_json's own messages quote
+/// a value of the wrong type, and that value may be the secret.
+fn store_input_error(err: serde_json::Error) -> Error {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Eof => "it ends too early",
+        Category::Syntax | Category::Io => "it is not valid JSON",
+        Category::Data => "ServerURL, Username and Secret must be strings in one JSON object",
+    };
+    Error::InvalidInput(format!(
+        "store expects {{\"ServerURL\",\"Username\",\"Secret\"}} JSON: {what} (line {}, column {})",
+        err.line(),
+        err.column()
+    ))
 }
 
 /// Docker's error convention: the message on stdout, exit code 1 (set by the caller).

@@ -219,7 +219,10 @@ fn debug_logs_tell_the_story_without_a_secret() {
 #[test]
 fn an_endpoint_name_that_does_not_resolve() {
     let mut env = TestEnv::new();
-    env.set_env("AWS_ENDPOINT_URL_LIGHTSAIL", "http://no-such-host.invalid:8080");
+    env.set_env(
+        "AWS_ENDPOINT_URL_LIGHTSAIL",
+        "http://no-such-host.invalid:8080",
+    );
     assert_fails(
         &env,
         "could not reach the Lightsail endpoint for us-east-1: cannot resolve no-such-host.invalid: ",

@@ -139,14 +139,14 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     seen
 }
 
-/// A folder of "another user" (nobody, 0700) holding a fresh-looking login for our registry
-/// under every name the helper could look for, and a victim file.
-fn foreign_folder(env: &TestEnv, name: &str, login_file: &str) -> PathBuf {
+/// A folder of "another user" (nobody, 0700) holding a fresh, valid login for our registry
+/// with the PLANTED secret under every name the helper could look for, and a victim file.
+fn foreign_folder(env: &TestEnv, name: &str, real: &RealEntry) -> PathBuf {
     let dir = env.root().join(name);
     fs::create_dir(&dir).unwrap();
     let host = env.registry_host(REGION);
-    let planted = planted_entry(&host);
-    fs::write(dir.join(login_file), &planted).unwrap();
+    let planted = real.planted();
+    fs::write(dir.join(&real.name), &planted).unwrap();
     fs::write(dir.join(format!("stored-{host}.json")), &planted).unwrap();
     fs::write(dir.join("victim"), "do not touch\n").unwrap();
     for item in fs::read_dir(&dir).unwrap() {
@@ -157,24 +157,24 @@ fn foreign_folder(env: &TestEnv, name: &str, login_file: &str) -> PathBuf {
     dir
 }
 
-/// A cache entry in the helper's format, fresh for an hour, with the planted secret.
-fn planted_entry(host: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    serde_json::json!({
-        "format": 1,
-        "registry": host,
-        "username": "AWS",
-        "secret": PLANTED,
-        "expires_at": now + 3600,
-    })
-    .to_string()
+/// The login entry a good `get` wrote: its file name and contents.
+struct RealEntry {
+    name: String,
+    contents: String,
+    secret: String,
 }
 
-/// Runs one good `get` to learn the name of the login entry, then empties the cache again.
-fn login_file_name(env: &TestEnv) -> String {
+impl RealEntry {
+    /// The same entry (so in whatever format the helper writes, fresh for 12 hours) holding
+    /// the PLANTED secret: served if the helper ever read it.
+    fn planted(&self) -> String {
+        assert!(self.contents.contains(&self.secret));
+        self.contents.replace(&self.secret, PLANTED)
+    }
+}
+
+/// Runs one good `get` to learn the login entry's name and format, then empties the cache.
+fn real_entry(env: &TestEnv) -> RealEntry {
     let output = get(env);
     assert_served_from_api(env, &output, 1);
     let name = fs::read_dir(env.cache_dir())
@@ -182,10 +182,15 @@ fn login_file_name(env: &TestEnv) -> String {
         .map(|item| item.unwrap().file_name().into_string().unwrap())
         .find(|name| name.starts_with("login-") && name.ends_with(".json"))
         .expect("a get leaves a login entry");
+    let contents = fs::read_to_string(env.cache_dir().join(&name)).unwrap();
     for item in fs::read_dir(env.cache_dir()).unwrap() {
         fs::remove_file(item.unwrap().path()).unwrap();
     }
-    name
+    RealEntry {
+        name,
+        contents,
+        secret: output.credentials().secret,
+    }
 }
 
 fn mkfifo(path: &Path) {
@@ -223,9 +228,9 @@ fn assert_refused_dir(env: &TestEnv, watched: &Path, reason: &str) {
 #[test]
 fn cache_dir_that_is_a_symlink_to_another_users_folder_is_refused() {
     let mut env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
     let calls_before = env.fake.login_calls();
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let foreign = foreign_folder(&env, "other-user", &real);
     let link = env.root().join("cache-link");
     symlink(&foreign, &link).unwrap();
     use_cache_dir(&mut env, &link);
@@ -288,9 +293,9 @@ fn group_or_world_writable_cache_dirs_are_refused_and_left_as_they_are() {
 #[test]
 fn cache_dir_owned_by_another_user_is_refused_even_though_root_could_write_it() {
     let mut env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
     let calls_before = env.fake.login_calls();
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let foreign = foreign_folder(&env, "other-user", &real);
     use_cache_dir(&mut env, &foreign);
 
     let before = snapshot(&foreign);
@@ -369,10 +374,30 @@ fn cache_dir_that_is_a_file_or_a_fifo_is_refused_without_blocking() {
 // ---- the files inside a good cache directory ------------------------------------------------
 
 #[test]
+fn control_a_planted_entry_in_our_own_cache_is_served() {
+    // The control for every "not served" check: the planted entry is valid, so the other
+    // tests show a refusal, not a format mismatch.
+    let env = debug_env();
+    let real = real_entry(&env);
+    fs::write(env.cache_dir().join(&real.name), real.planted()).unwrap();
+    let stored = format!("stored-{}.json", env.registry_host(REGION));
+    let output = get(&env);
+    assert_eq!(output.credentials().secret, PLANTED);
+    assert_eq!(env.fake.login_calls(), 1);
+    // And as a stored entry (what `docker login` keeps) too.
+    fs::remove_file(env.cache_dir().join(&real.name)).unwrap();
+    fs::write(env.cache_dir().join(&stored), real.planted()).unwrap();
+    let output = get(&env);
+    assert_eq!(output.credentials().secret, PLANTED);
+    assert_eq!(env.fake.login_calls(), 1);
+}
+
+#[test]
 fn login_entry_replaced_by_a_symlink_is_neither_read_nor_written_through() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
+    let foreign = foreign_folder(&env, "other-user", &real);
     let entry = env.cache_dir().join(&login_file);
     symlink(foreign.join(&login_file), &entry).unwrap();
 
@@ -398,8 +423,8 @@ fn login_entry_replaced_by_a_symlink_is_neither_read_nor_written_through() {
 #[test]
 fn stored_entry_replaced_by_a_symlink_is_not_served() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let real = real_entry(&env);
+    let foreign = foreign_folder(&env, "other-user", &real);
     let stored = format!("stored-{}.json", env.registry_host(REGION));
     symlink(foreign.join(&stored), env.cache_dir().join(&stored)).unwrap();
 
@@ -413,7 +438,8 @@ fn stored_entry_replaced_by_a_symlink_is_not_served() {
 #[test]
 fn entries_that_are_symlinks_to_fifos_or_devices_never_block() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
     let fifo = env.root().join("elsewhere.fifo");
     mkfifo(&fifo);
     symlink(&fifo, env.cache_dir().join(&login_file)).unwrap();
@@ -433,7 +459,8 @@ fn entries_that_are_symlinks_to_fifos_or_devices_never_block() {
 #[test]
 fn login_and_stored_entries_that_are_fifos_never_block() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
     let stored = format!("stored-{}.json", env.registry_host(REGION));
     mkfifo(&env.cache_dir().join(&login_file));
     mkfifo(&env.cache_dir().join(&stored));
@@ -462,8 +489,9 @@ fn login_and_stored_entries_that_are_fifos_never_block() {
 #[test]
 fn lock_file_that_is_a_symlink_is_not_followed_and_get_still_answers() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
+    let foreign = foreign_folder(&env, "other-user", &real);
     let lock = login_file.replace(".json", ".lock");
     // One link to an existing victim, one dangling link into the foreign folder: following
     // either would truncate the victim or create a file there.
@@ -504,7 +532,8 @@ fn lock_file_that_is_a_symlink_is_not_followed_and_get_still_answers() {
 #[test]
 fn lock_and_temp_files_that_are_fifos_never_block() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
     mkfifo(&env.cache_dir().join(login_file.replace(".json", ".lock")));
     mkfifo(&env.cache_dir().join(format!(".{login_file}.tmp")));
 
@@ -521,8 +550,9 @@ fn lock_and_temp_files_that_are_fifos_never_block() {
 #[test]
 fn temp_file_that_is_a_symlink_is_removed_not_followed() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
-    let foreign = foreign_folder(&env, "other-user", &login_file);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
+    let foreign = foreign_folder(&env, "other-user", &real);
     let temp = env.cache_dir().join(format!(".{login_file}.tmp"));
     symlink(foreign.join("victim"), &temp).unwrap();
 
@@ -546,9 +576,30 @@ fn temp_file_that_is_a_symlink_is_removed_not_followed() {
 }
 
 #[test]
+fn temp_or_lock_path_that_is_a_directory_does_not_stop_get() {
+    let env = debug_env();
+    let real = real_entry(&env);
+    let temp = env.cache_dir().join(format!(".{}.tmp", real.name));
+    fs::create_dir(&temp).unwrap();
+    fs::write(temp.join("inside"), "x").unwrap();
+    let output = get(&env);
+    assert_served_from_api(&env, &output, 2);
+    assert_logged(&output, &["could not save the login"]);
+    assert_eq!(fs::read_to_string(temp.join("inside")).unwrap(), "x");
+
+    let env = debug_env();
+    let real = real_entry(&env);
+    fs::create_dir(env.cache_dir().join(real.name.replace(".json", ".lock"))).unwrap();
+    let output = get(&env);
+    assert_served_from_api(&env, &output, 2);
+    assert_logged(&output, &["without the cache lock"]);
+}
+
+#[test]
 fn entry_that_is_a_directory_or_huge_is_ignored_and_get_still_answers() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
     let stored = format!("stored-{}.json", env.registry_host(REGION));
     fs::create_dir(env.cache_dir().join(&login_file)).unwrap();
     // A sparse 1 GiB entry: reading it whole would take a while; it must be refused at once.
@@ -569,7 +620,8 @@ fn entry_that_is_a_directory_or_huge_is_ignored_and_get_still_answers() {
 #[test]
 fn garbage_in_every_entry_reads_as_empty_and_is_replaced() {
     let env = debug_env();
-    let login_file = login_file_name(&env);
+    let real = real_entry(&env);
+    let login_file = real.name.clone();
     for garbage in [
         &b""[..],
         b"{",
