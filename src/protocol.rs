@@ -138,7 +138,6 @@ fn write_json_line(output: &mut impl Write, value: &impl Serialize) -> Result<()
 mod tests {
     use super::*;
     use std::io::Cursor;
-    use std::time::Duration;
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
