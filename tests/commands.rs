@@ -1,0 +1,150 @@
+//! `configure` and `register` against the fake endpoint (tests/e2e/real-clients.sh drives them
+//! with real clients too).
+
+mod common;
+
+use std::fs;
+
+use common::TestEnv;
+use common::fake_lightsail::{LOGIN, REGISTER};
+
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn configure_takes_the_region_of_the_environment_or_says_there_is_none() {
+    let mut env = TestEnv::new();
+    let none = env.run(&["configure"], "");
+    assert_eq!(none.code, Some(1));
+    assert_eq!(
+        none.stdout,
+        "invalid input: no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile\n"
+    );
+    assert_eq!(env.fake.calls(LOGIN), 0);
+
+    env.set_env("AWS_REGION", "eu-west-2");
+    let out = env.run(&["configure"], "");
+    assert!(out.success(), "{out:?}");
+    let host = env.registry_host("eu-west-2");
+    let config = fs::read_to_string(env.docker_config_dir().join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["credHelpers"][&host], "lightsail");
+    assert!(
+        out.stdout.contains(&format!("docker push {host}/sr:TAG")),
+        "{}",
+        out.stdout
+    );
+
+    // The login it fetched is cached: the first push needs no API call.
+    env.run(&["get"], &host).credentials();
+    assert_eq!(env.fake.calls(LOGIN), 1);
+
+    let again = env.run(&["configure", "--region", "eu-west-2"], "");
+    assert!(
+        again.stdout.contains("nothing to change"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn configure_dry_run_writes_nothing_and_bad_json_is_left_alone() {
+    let env = TestEnv::new();
+    let path = env.docker_config_dir().join("config.json");
+    let dry = env.run(&["configure", "--region", "us-east-1", "--dry-run"], "");
+    assert!(dry.success());
+    assert!(dry.stdout.starts_with("Would add to "), "{}", dry.stdout);
+    assert!(!path.exists());
+
+    fs::write(&path, "{\"auths\": {").unwrap();
+    let bad = env.run(&["configure", "--region", "us-east-1"], "");
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stdout.contains("is not valid JSON"), "{}", bad.stdout);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "{\"auths\": {");
+}
+
+#[test]
+fn register_checks_its_arguments_before_any_api_call() {
+    let env = TestEnv::new();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--service", "hello", "--label=-web", "--digest", DIGEST],
+            "invalid input: label \"-web\" must be 1 to 53",
+        ),
+        (
+            &["--service", "Hello", "--label", "web", "--digest", DIGEST],
+            "invalid input: service name \"Hello\"",
+        ),
+        (
+            &[
+                "--service",
+                "hello",
+                "--label",
+                "web",
+                "--digest",
+                "sha256:abc",
+            ],
+            "invalid input: digest \"sha256:abc\"",
+        ),
+        (
+            &[
+                "--service",
+                "hello",
+                "--label",
+                "web",
+                "--digest",
+                DIGEST,
+                "--region",
+                "Mars",
+            ],
+            "invalid input: \"Mars\" is not an AWS region",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = env.run(&[&["register"], *args].concat(), "");
+        assert_eq!(out.code, Some(1), "{args:?}");
+        assert!(out.stdout.starts_with(expected), "{args:?}: {}", out.stdout);
+    }
+    assert_eq!(env.fake.calls(REGISTER), 0);
+}
+
+#[test]
+fn register_prints_the_image_name_or_the_whole_object() {
+    let env = TestEnv::new();
+    let args = [
+        "register",
+        "--region",
+        "us-east-1",
+        "--service",
+        "hello",
+        "--label",
+        "web",
+        "--digest",
+        DIGEST,
+    ];
+    assert_eq!(env.run(&args, "").stdout, ":hello.web.1\n");
+    let json = env.run(&[&args[..], &["--json"]].concat(), "");
+    let image: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(image["image"], ":hello.web.2");
+    assert_eq!(image["digest"], DIGEST);
+    assert!(image["createdAt"].is_i64());
+
+    let missing = env.run(
+        &[
+            "register",
+            "--region",
+            "us-east-1",
+            "--service",
+            "nope",
+            "--label",
+            "web",
+            "--digest",
+            DIGEST,
+        ],
+        "",
+    );
+    assert_eq!(missing.code, Some(1));
+    assert_eq!(
+        missing.stdout,
+        "Lightsail in us-east-1 refused the request (NotFoundException): no container service named 'nope' in us-east-1: check the name, or pass --region\n"
+    );
+}
