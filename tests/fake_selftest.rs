@@ -516,8 +516,13 @@ fn the_sdk_talks_to_the_fake() {
     fake.expect_region(Some("ap-southeast-1"));
     fake.set_known_access_keys(Some(&[ACCESS_KEY_ID]));
     fake.fail_next(1, 400, "AccessDeniedException", "not allowed");
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     let config = aws_sdk_lightsail::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client)
         .region(Region::new("ap-southeast-1"))
         .endpoint_url(fake.url())
         .credentials_provider(Credentials::new(

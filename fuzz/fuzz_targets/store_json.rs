@@ -10,6 +10,20 @@ use libfuzzer_sys::fuzz_target;
 use sandbox::*;
 use serde_json::Value;
 
+/// Every fixed text a `store` error can be made of.
+const FIXED_WORDING: &[&str] = &[
+    "no credentials server URL",
+    "no credentials username",
+    "invalid input: no credentials secret",
+    "invalid input: store expects {\"ServerURL\",\"Username\",\"Secret\"} JSON: ",
+    "it ends too early",
+    "it is not valid JSON",
+    "ServerURL, Username and Secret must be strings in one JSON object",
+    " is not an Amazon Lightsail or ECR registry host; docker-credential-lightsail stores credentials only for those",
+    "invalid input: standard input is not UTF-8 text",
+    "invalid input: standard input is larger than 64 KiB",
+];
+
 fuzz_target!(|data: &[u8]| {
     let secret = match serde_json::from_slice::<Value>(data) {
         Ok(Value::Object(doc)) => doc.get("Secret").and_then(|s| match s {
@@ -27,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(out.is_empty(), "store wrote to stdout");
     if let Err(message) = result {
         assert_one_line(&message);
-        if let Some(secret) = secret {
+        // The fuzzer builds inputs from the binary's own strings, so a "secret" can be a piece of
+        // our fixed wording ("redentials serv"): that is not a leak.
+        if let Some(secret) = secret.filter(|s| !FIXED_WORDING.iter().any(|w| w.contains(s.as_str()))) {
             assert!(!message.contains(&secret), "the secret is in: {message:?}");
         }
     }
