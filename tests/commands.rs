@@ -5,8 +5,8 @@ mod common;
 
 use std::fs;
 
-use common::TestEnv;
 use common::fake_lightsail::{LOGIN, REGISTER};
+use common::{RunOutput, TestEnv};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -62,47 +62,63 @@ fn configure_dry_run_writes_nothing_and_bad_json_is_left_alone() {
     assert_eq!(fs::read_to_string(&path).unwrap(), "{\"auths\": {");
 }
 
+/// `register` with the given service, label and digest, plus more arguments.
+fn register(env: &TestEnv, service: &str, label: &str, digest: &str, more: &[&str]) -> RunOutput {
+    let label = format!("--label={label}"); // `=`: a label may start with '-' (and is refused)
+    let args = [
+        &["register", "--service", service, &label, "--digest", digest],
+        more,
+    ]
+    .concat();
+    env.run(&args, "")
+}
+
 #[test]
 fn register_checks_its_arguments_before_any_api_call() {
     let env = TestEnv::new();
-    let cases: &[(&[&str], &str)] = &[
+    let cases = [
         (
-            &["--service", "hello", "--label=-web", "--digest", DIGEST],
+            "hello",
+            "-web",
+            DIGEST,
+            "",
             "invalid input: label \"-web\" must be 1 to 53",
         ),
         (
-            &["--service", "Hello", "--label", "web", "--digest", DIGEST],
+            "Hello",
+            "web",
+            DIGEST,
+            "",
             "invalid input: service name \"Hello\"",
         ),
         (
-            &[
-                "--service",
-                "hello",
-                "--label",
-                "web",
-                "--digest",
-                "sha256:abc",
-            ],
+            "hello",
+            "web",
+            "sha256:abc",
+            "",
             "invalid input: digest \"sha256:abc\"",
         ),
         (
-            &[
-                "--service",
-                "hello",
-                "--label",
-                "web",
-                "--digest",
-                DIGEST,
-                "--region",
-                "Mars",
-            ],
+            "hello",
+            "web",
+            DIGEST,
+            "Mars",
             "invalid input: \"Mars\" is not an AWS region",
         ),
     ];
-    for (args, expected) in cases {
-        let out = env.run(&[&["register"], *args].concat(), "");
-        assert_eq!(out.code, Some(1), "{args:?}");
-        assert!(out.stdout.starts_with(expected), "{args:?}: {}", out.stdout);
+    for (service, label, digest, region, expected) in cases {
+        let region: &[&str] = if region.is_empty() {
+            &[]
+        } else {
+            &["--region", region]
+        };
+        let out = register(&env, service, label, digest, region);
+        assert_eq!(out.code, Some(1), "{expected}");
+        assert!(
+            out.stdout.starts_with(expected),
+            "{expected}: {}",
+            out.stdout
+        );
     }
     assert_eq!(env.fake.calls(REGISTER), 0);
 }
@@ -110,38 +126,24 @@ fn register_checks_its_arguments_before_any_api_call() {
 #[test]
 fn register_prints_the_image_name_or_the_whole_object() {
     let env = TestEnv::new();
-    let args = [
-        "register",
-        "--region",
-        "us-east-1",
-        "--service",
+    let east = ["--region", "us-east-1"];
+    assert_eq!(
+        register(&env, "hello", "web", DIGEST, &east).stdout,
+        ":hello.web.1\n"
+    );
+    let json = register(
+        &env,
         "hello",
-        "--label",
         "web",
-        "--digest",
         DIGEST,
-    ];
-    assert_eq!(env.run(&args, "").stdout, ":hello.web.1\n");
-    let json = env.run(&[&args[..], &["--json"]].concat(), "");
+        &[&east[..], &["--json"]].concat(),
+    );
     let image: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(image["image"], ":hello.web.2");
     assert_eq!(image["digest"], DIGEST);
     assert!(image["createdAt"].is_i64());
 
-    let missing = env.run(
-        &[
-            "register",
-            "--region",
-            "us-east-1",
-            "--service",
-            "nope",
-            "--label",
-            "web",
-            "--digest",
-            DIGEST,
-        ],
-        "",
-    );
+    let missing = register(&env, "nope", "web", DIGEST, &east);
     assert_eq!(missing.code, Some(1));
     assert_eq!(
         missing.stdout,

@@ -140,7 +140,9 @@ fn a_closed_port_fails_fast_as_unreachable_not_as_a_timeout() {
 }
 
 #[test]
-fn a_credential_process_that_never_ends_is_bounded_by_the_timeout_too() {
+fn a_hung_credential_process_is_bounded_and_named_as_such() {
+    // No request reaches Lightsail: a message that blamed the endpoint would send the user to
+    // check the network and AWS_ENDPOINT_URL_LIGHTSAIL instead of their profile.
     let mut env = TestEnv::new();
     env.remove_env("AWS_ACCESS_KEY_ID");
     env.remove_env("AWS_SECRET_ACCESS_KEY");
@@ -148,42 +150,16 @@ fn a_credential_process_that_never_ends_is_bounded_by_the_timeout_too() {
     env.write_aws_config("[profile stuck]\ncredential_process = sleep 30\n");
     env.set_env(TIMEOUT_VAR, TIMEOUT.to_string());
     let (output, elapsed) = timed_get(&env, env.cmd(&["get"]));
-    assert_eq!(output.code, Some(1), "{output:#?}");
-    assert_eq!(output.stdout.lines().count(), 1, "{output:#?}");
-    assert!(
-        output
-            .stdout
-            .contains("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT")
-            || output.stdout.contains("timed out"),
-        "not a timeout message: {output:#?}"
-    );
     assert_eq!(env.fake.login_calls(), 0);
+    assert_eq!(output.code, Some(1), "{output:#?}");
+    assert_eq!(
+        output.stdout,
+        format!(
+            "could not load AWS credentials: no credentials from profile 'stuck' within {TIMEOUT} s \
+             (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT): check the profile's credential_process, SSO or role settings\n"
+        )
+    );
     assert_within(elapsed, Duration::from_secs(TIMEOUT) + SLACK, "get");
-}
-
-#[test]
-fn a_hung_credential_process_is_reported_as_such_not_as_lightsail_not_answering() {
-    // No request reached Lightsail: a message that blames the endpoint sends the user to check
-    // the network and AWS_ENDPOINT_URL_LIGHTSAIL instead of their profile.
-    let mut env = TestEnv::new();
-    env.remove_env("AWS_ACCESS_KEY_ID");
-    env.remove_env("AWS_SECRET_ACCESS_KEY");
-    env.set_env("AWS_PROFILE", "stuck");
-    env.write_aws_config("[profile stuck]\ncredential_process = sleep 30\n");
-    env.set_env(TIMEOUT_VAR, TIMEOUT.to_string());
-    let (output, _) = timed_get(&env, env.cmd(&["get"]));
-    assert_eq!(env.fake.login_calls(), 0);
-    assert_eq!(output.code, Some(1), "{output:#?}");
-    assert!(
-        !output.stdout.contains("did not answer"),
-        "blames Lightsail for the credential process: {:?}",
-        output.stdout
-    );
-    assert!(
-        output.stdout.contains("profile 'stuck'"),
-        "does not name the credential source: {:?}",
-        output.stdout
-    );
 }
 
 // ---- lock waiters -----------------------------------------------------------------------------
