@@ -10,7 +10,10 @@
 //! answers the number of login calls so far, as text. With `--password`, every login returns
 //! that password (to match a real registry's htpasswd) instead of a unique one.
 
-#[path = "../tests/common/fake_lightsail.rs"]
+// A test tool, not the helper: it prints, and reads its own arguments.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
+
+#[path = "../tests/suite/support/fake_lightsail.rs"]
 mod fake_lightsail;
 
 use std::io::Write;

@@ -9,7 +9,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use tracing::debug;
 
 use crate::config::IdentitySource;
 use crate::error::{Error, Result};
+use crate::registry::Region;
 use crate::secret::Secret;
 
 /// Bumped whenever the file layout changes; other values read as "no entry".
@@ -65,12 +66,6 @@ impl Login {
     }
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// A cache directory that passed the safety checks.
 #[derive(Debug)]
 pub struct Cache {
@@ -79,51 +74,56 @@ pub struct Cache {
 
 impl Cache {
     /// Opens (creating it 0700 if needed) a cache directory that is a real directory owned by
-    /// this user and writable by nobody else. Anything else is refused with a debug log, and the
-    /// helper goes on without a cache rather than trust or write to someone else's files.
-    pub fn open(dir: &Path) -> Option<Cache> {
+    /// this user and writable by nobody else. Anything else is refused, saying why: callers that
+    /// only read go on without a cache rather than trust or write to someone else's files.
+    pub fn open(dir: &Path) -> Result<Cache> {
+        let refuse = |reason: String| Error::CacheRefused {
+            dir: dir.to_path_buf(),
+            reason,
+        };
         let metadata = match fs::symlink_metadata(dir) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if let Err(err) = DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-                    debug!("not caching: cannot create {}: {err}", dir.display());
-                    return None;
-                }
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|err| refuse(format!("cannot create it: {err}")))?;
                 fs::symlink_metadata(dir)
             }
             other => other,
-        };
-        let metadata = match metadata {
-            Ok(metadata) => metadata,
-            Err(err) => {
-                debug!("not caching: cannot read {}: {err}", dir.display());
-                return None;
-            }
-        };
-        let refuse = |why: &str| {
-            debug!("WARNING: not using cache dir {}: {why}", dir.display());
-            None
-        };
+        }
+        .map_err(|err| refuse(format!("cannot read it: {err}")))?;
         if metadata.file_type().is_symlink() {
-            return refuse("it is a symbolic link");
+            return Err(refuse("it is a symbolic link".into()));
         }
         if !metadata.is_dir() {
-            return refuse("it is not a directory");
+            return Err(refuse("it is not a directory".into()));
         }
         if metadata.uid() != rustix::process::geteuid().as_raw() {
-            return refuse("it is owned by another user");
+            return Err(refuse("it is owned by another user".into()));
         }
         if metadata.mode() & 0o022 != 0 {
-            return refuse("it is writable by group or others");
+            return Err(refuse("it is writable by group or others".into()));
         }
         if metadata.mode() & 0o777 != 0o700 {
             // Ours, but readable by others (e.g. made by hand): tighten it.
-            if let Err(err) = fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
-                return refuse(&format!("cannot make it private: {err}"));
-            }
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|err| refuse(format!("cannot make it private: {err}")))?;
         }
-        Some(Cache {
+        Ok(Cache {
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// `open`, for callers that can do without a cache: a refusal is logged, not returned.
+    pub fn open_or_log(dir: Option<&Path>) -> Option<Cache> {
+        match Cache::open(dir?) {
+            Ok(cache) => Some(cache),
+            Err(err) => {
+                debug!("WARNING: not using cache dir: {err}");
+                None
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -131,7 +131,7 @@ impl Cache {
     }
 
     /// The entry for logins fetched from the API in `region` with `identity`.
-    pub fn login_slot(&self, region: &str, identity: &IdentitySource) -> Slot {
+    pub fn login_slot(&self, region: &Region, identity: &IdentitySource) -> Slot {
         let hash = Sha256::digest(identity.key.as_bytes());
         let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         self.slot(&format!("login-{region}-{hex}"))
@@ -350,6 +350,10 @@ mod tests {
         }
     }
 
+    fn region(name: &str) -> Region {
+        Region::parse(name).unwrap()
+    }
+
     fn identity() -> IdentitySource {
         IdentitySource {
             key: "profile\ndev".into(),
@@ -374,7 +378,7 @@ mod tests {
         let dir = tmp.path().join("a/b/cache");
         let cache = Cache::open(&dir).unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-        let slot = cache.login_slot("us-east-1", &identity());
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
         assert_eq!(slot.read(), None);
         slot.lock(Duration::from_secs(1))
             .unwrap()
@@ -397,7 +401,7 @@ mod tests {
     fn unreadable_entries_read_as_empty() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(tmp.path()).unwrap();
-        let slot = cache.login_slot("us-east-1", &identity());
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
         let good = serde_json::to_string(&Entry {
             format: FORMAT,
             login: login(5),
@@ -427,17 +431,17 @@ mod tests {
             key: "profile\nprod".into(),
             description: String::new(),
         };
-        let a = cache.login_slot("us-east-1", &identity()).file;
-        assert_ne!(a, cache.login_slot("us-east-1", &other).file);
-        assert_ne!(a, cache.login_slot("eu-west-1", &identity()).file);
-        assert_eq!(a, cache.login_slot("us-east-1", &identity()).file);
+        let a = cache.login_slot(&region("us-east-1"), &identity()).file;
+        assert_ne!(a, cache.login_slot(&region("us-east-1"), &other).file);
+        assert_ne!(a, cache.login_slot(&region("eu-west-1"), &identity()).file);
+        assert_eq!(a, cache.login_slot(&region("us-east-1"), &identity()).file);
     }
 
     #[test]
     fn a_second_locker_waits_then_gives_up() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(tmp.path()).unwrap();
-        let slot = cache.login_slot("us-east-1", &identity());
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
         let held = slot.lock(Duration::from_secs(1)).unwrap();
         let err = slot.lock(Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
@@ -452,13 +456,18 @@ mod tests {
         fs::create_dir(&real).unwrap();
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(Cache::open(&link).is_none());
+        let refusal = |dir: &Path| Cache::open(dir).unwrap_err().to_string();
+        assert!(refusal(&link).ends_with("it is a symbolic link"));
 
         fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(Cache::open(&real).is_none());
+        assert!(refusal(&real).ends_with("it is writable by group or others"));
+
+        let file = tmp.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(refusal(&file).ends_with("it is not a directory"));
 
         fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(Cache::open(&real).is_some());
+        assert!(Cache::open(&real).is_ok());
         assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o700);
     }
 }

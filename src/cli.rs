@@ -3,6 +3,7 @@
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ENVIRONMENT;
+use crate::registry::Region;
 
 /// Docker credential helper for Amazon Lightsail container service registries.
 ///
@@ -42,7 +43,7 @@ pub enum Command {
 pub struct ConfigureArgs {
     /// AWS region to configure (repeatable; default: the region of the current AWS profile).
     #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
+    pub regions: Vec<Region>,
     /// Print the change to config.json without writing it.
     #[arg(long)]
     pub dry_run: bool,
@@ -61,7 +62,7 @@ pub struct RegisterArgs {
     pub digest: String,
     /// AWS region of the service (default: the region of the current AWS profile).
     #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// Print the whole containerImage object as JSON.
     #[arg(long)]
     pub json: bool,

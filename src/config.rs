@@ -1,5 +1,6 @@
-//! Every environment variable the helper reads, read once into a plain struct.
-//! (aws-config reads the standard AWS variables itself when an API call is made.)
+//! Every environment variable the helper reads, read once into a plain struct, and the only
+//! module allowed to read one (`clippy.toml` forbids `std::env::var*` elsewhere). aws-config
+//! reads the standard AWS variables itself when an API call is made.
 
 use std::env;
 use std::ffi::OsString;
@@ -13,6 +14,13 @@ pub const LOG_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOG";
 pub const REFRESH_MARGIN_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN";
 pub const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
 pub const LOCK_TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT";
+pub const DOCKER_CONFIG_VAR: &str = "DOCKER_CONFIG";
+const PATH_VAR: &str = "PATH";
+pub const AWS_PROFILE_VAR: &str = "AWS_PROFILE";
+pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
+pub const AWS_ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
+pub const AWS_ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
 
 /// Reuse a login until this long before it expires (logins last 12 hours).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30 * 60);
@@ -32,6 +40,8 @@ pub struct Config {
     pub lock_timeout: Duration,
     pub identity: IdentitySource,
     pub docker_config_dir: Option<PathBuf>,
+    /// The folders of `PATH`, to tell the user when Docker will not find this helper.
+    pub search_path: Vec<PathBuf>,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -60,6 +70,7 @@ impl Config {
                 description: "test".into(),
             },
             docker_config_dir: None,
+            search_path: Vec::new(),
         }
     }
 
@@ -73,14 +84,19 @@ impl Config {
             lock_timeout: seconds(LOCK_TIMEOUT_VAR, timeout + LOCK_GRACE, 1)?,
             identity: IdentitySource::from_env(),
             docker_config_dir: docker_config_dir(),
+            search_path: var_os(PATH_VAR)
+                .map(|paths| env::split_paths(&paths).collect())
+                .unwrap_or_default(),
         })
     }
 }
 
+#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
 fn var(name: &str) -> Option<String> {
     env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
+#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
 fn var_os(name: &str) -> Option<OsString> {
     env::var_os(name).filter(|value| !value.is_empty())
 }
@@ -93,7 +109,7 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 fn docker_config_dir() -> Option<PathBuf> {
-    var_os("DOCKER_CONFIG")
+    var_os(DOCKER_CONFIG_VAR)
         .map(PathBuf::from)
         .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join(".docker")))
 }
@@ -136,16 +152,18 @@ impl IdentitySource {
     /// a profile; otherwise the profile (default: `default`), with whatever else the chain could
     /// fall back to (web identity, container or instance credentials) folded into the key.
     fn from_env() -> IdentitySource {
-        let endpoint = var("AWS_ENDPOINT_URL_LIGHTSAIL")
-            .or_else(|| var("AWS_ENDPOINT_URL"))
+        let endpoint = var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR)
+            .or_else(|| var(AWS_ENDPOINT_URL_VAR))
             .unwrap_or_default();
-        if let (Some(key_id), Some(_)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        if let (Some(key_id), Some(_)) =
+            (var(AWS_ACCESS_KEY_ID_VAR), var(AWS_SECRET_ACCESS_KEY_VAR))
+        {
             return IdentitySource {
                 key: format!("env\n{key_id}\n{endpoint}"),
-                description: format!("AWS_ACCESS_KEY_ID {key_id}"),
+                description: format!("{AWS_ACCESS_KEY_ID_VAR} {key_id}"),
             };
         }
-        let profile = var("AWS_PROFILE");
+        let profile = var(AWS_PROFILE_VAR);
         let description = match &profile {
             Some(name) => format!("profile '{name}'"),
             None => "the default AWS profile".to_string(),
@@ -190,15 +208,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "Seconds to wait for another process that is fetching the same login (default: timeout + 10).",
     ),
     (
-        "DOCKER_CONFIG",
+        DOCKER_CONFIG_VAR,
         "Folder of the config.json that `configure` edits (default ~/.docker).",
     ),
     (
-        "AWS_PROFILE",
+        AWS_PROFILE_VAR,
         "AWS profile to use; also AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, as the AWS CLI reads them.",
     ),
     (
-        "AWS_ENDPOINT_URL_LIGHTSAIL",
+        AWS_ENDPOINT_URL_LIGHTSAIL_VAR,
         "Send Lightsail API calls to this endpoint instead (also AWS_ENDPOINT_URL).",
     ),
 ];

@@ -1,37 +1,49 @@
 //! `configure`: points Docker at this helper for the user's Lightsail registries.
 
-use std::io::Write;
-
+use crate::actions::region_login;
 use crate::cache::Cache;
 use crate::cli::ConfigureArgs;
-use crate::config::Config;
+use crate::config::{Config, DOCKER_CONFIG_VAR};
 use crate::docker_config::DockerConfig;
 use crate::error::{Error, Result};
-use crate::helper::{fetch_login, region_login};
-use crate::register::resolve_region;
+use crate::lightsail::{fetch_login, resolve_region};
+use crate::output::Output;
 
 /// The suffix Docker appends to `docker-credential-` to find this binary.
 const HELPER_NAME: &str = "lightsail";
 
-pub fn configure(config: &Config, args: &ConfigureArgs, output: &mut impl Write) -> Result<()> {
+pub fn configure(
+    config: &Config,
+    args: &ConfigureArgs,
+    now: u64,
+    output: &mut Output,
+) -> Result<()> {
     let regions = if args.regions.is_empty() {
         vec![resolve_region(config, None)?]
     } else {
-        args.regions
-            .iter()
-            .map(|region| resolve_region(config, Some(region)))
-            .collect::<Result<_>>()?
+        args.regions.clone()
     };
     // Fetching the login both finds the registry host and warms the cache for the first push.
-    let cache = config.cache_dir.as_deref().and_then(Cache::open);
+    let cache = match config.cache_dir.as_deref().map(Cache::open) {
+        Some(Ok(cache)) => Some(cache),
+        Some(Err(err)) => {
+            output.note(format_args!("Note: not caching logins: {err}"));
+            None
+        }
+        None => None,
+    };
     let mut hosts = Vec::new();
     for region in &regions {
-        let login = region_login(config, cache.as_ref(), region, |r| fetch_login(config, r))?;
-        hosts.push((region.clone(), login.registry));
+        let login = region_login(config, cache.as_ref(), region, now, |r| {
+            fetch_login(config, r)
+        })?;
+        hosts.push((region, login.registry));
     }
 
     let dir = config.docker_config_dir.as_deref().ok_or_else(|| {
-        Error::DockerConfig("no Docker config folder: set DOCKER_CONFIG or HOME".into())
+        Error::DockerConfig(format!(
+            "no Docker config folder: set {DOCKER_CONFIG_VAR} or HOME"
+        ))
     })?;
     let mut docker = DockerConfig::load(dir)?;
     let mut added = Vec::new();
@@ -44,17 +56,11 @@ pub fn configure(config: &Config, args: &ConfigureArgs, output: &mut impl Write)
     let mut text = String::new();
     let path = docker.path().display();
     if added.is_empty() {
+        let all: Vec<&str> = hosts.iter().map(|(_, host)| host.as_str()).collect();
         text.push_str(&format!(
-            "{path} already uses docker-credential-{HELPER_NAME} for "
+            "{path} already uses docker-credential-{HELPER_NAME} for {}: nothing to change.\n",
+            all.join(", ")
         ));
-        text.push_str(
-            &hosts
-                .iter()
-                .map(|(_, h)| h.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        text.push_str(": nothing to change.\n");
     } else {
         let verb = if args.dry_run {
             "Would add to"
@@ -73,7 +79,7 @@ pub fn configure(config: &Config, args: &ConfigureArgs, output: &mut impl Write)
             docker.save()?;
         }
     }
-    if !on_path() {
+    if !on_path(config) {
         text.push_str(&format!(
             "\nNote: docker-credential-{HELPER_NAME} is not on your PATH; Docker will not find it until it is.\n"
         ));
@@ -86,14 +92,13 @@ pub fn configure(config: &Config, args: &ConfigureArgs, output: &mut impl Write)
              docker-credential-{HELPER_NAME} register --region {region} --service SERVICE --label LABEL --digest <digest that docker push printed>\n"
         ));
     }
-    output
-        .write_all(text.as_bytes())
-        .map_err(|err| Error::io("cannot write to", "standard output", err))
+    output.result(text.trim_end())
 }
 
-fn on_path() -> bool {
+fn on_path(config: &Config) -> bool {
     let name = format!("docker-credential-{HELPER_NAME}");
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(&name).is_file()))
-        .unwrap_or(false)
+    config
+        .search_path
+        .iter()
+        .any(|dir| dir.join(&name).is_file())
 }

@@ -4,6 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::{
+    AWS_ACCESS_KEY_ID_VAR, AWS_ENDPOINT_URL_LIGHTSAIL_VAR, AWS_PROFILE_VAR,
+    AWS_SECRET_ACCESS_KEY_VAR, CACHE_DIR_VAR, LOCK_TIMEOUT_VAR, TIMEOUT_VAR,
+};
+use crate::registry::Region;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,17 +22,55 @@ pub enum Error {
     #[error("no credentials username")]
     MissingUsername,
 
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
+    // ---- what a protocol action read on stdin -----------------------------------------------
+    #[error("invalid input: no credentials secret")]
+    MissingSecret,
+    #[error("invalid input: cannot read standard input: {0}")]
+    UnreadableInput(std::io::Error),
+    #[error("invalid input: standard input is larger than {} KiB", .limit / 1024)]
+    InputTooLarge { limit: u64 },
+    #[error("invalid input: standard input is not UTF-8 text")]
+    InputNotUtf8,
+    /// `problem` never quotes the input: it may hold the secret.
+    #[error(
+        "invalid input: store expects {{\"ServerURL\",\"Username\",\"Secret\"}} JSON: {problem} (line {line}, column {column})"
+    )]
+    BadStoreInput {
+        problem: &'static str,
+        line: usize,
+        column: usize,
+    },
+    #[error(
+        "invalid input: {0} is not an Amazon Lightsail or ECR registry host; docker-credential-lightsail stores credentials only for those"
+    )]
+    NotARegistryHost(String),
+
+    // ---- settings and arguments ---------------------------------------------------------------
     #[error("invalid setting {name}={value:?}: {expected}")]
     InvalidSetting {
         name: &'static str,
         value: String,
         expected: &'static str,
     },
-
+    /// A command-line value that breaks Lightsail's rules; `rule` says what a good one is.
+    #[error("{what} {value:?} {rule}")]
+    InvalidArgument {
+        what: &'static str,
+        value: String,
+        rule: String,
+    },
+    #[error("{0:?} is not an AWS region name (like us-east-1)")]
+    InvalidRegion(String),
+    #[error("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")]
+    NoRegion,
     #[error(
-        "no AWS credentials found ({0}): set AWS_PROFILE, run `aws configure` or `aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        "could not find the AWS region within {} s ({TIMEOUT_VAR}): pass --region", .after.as_secs_f32()
+    )]
+    RegionLookupTimeout { after: Duration },
+
+    // ---- AWS identity ---------------------------------------------------------------------------
+    #[error(
+        "no AWS credentials found ({0}): set {AWS_PROFILE_VAR}, run `aws configure` or `aws sso login`, or export {AWS_ACCESS_KEY_ID_VAR} and {AWS_SECRET_ACCESS_KEY_VAR}"
     )]
     NoAwsCredentials(String),
     #[error("could not load AWS credentials: {0}")]
@@ -35,11 +79,13 @@ pub enum Error {
         "AWS rejected the credentials from {identity} ({code}): check the access key and secret, or refresh the session (`aws sso login`)"
     )]
     BadAwsCredentials { identity: String, code: String },
+
+    // ---- the Lightsail API ----------------------------------------------------------------------
     #[error(
         "access denied by Lightsail in {region} ({code}: {message}): the AWS identity from {identity} needs the lightsail:{action} permission"
     )]
     AccessDenied {
-        region: String,
+        region: Region,
         code: String,
         message: String,
         identity: String,
@@ -47,23 +93,28 @@ pub enum Error {
     },
     #[error("Lightsail in {region} refused the request ({code}): {message}")]
     Api {
-        region: String,
+        region: Region,
         code: String,
         message: String,
     },
     #[error(
-        "could not reach the Lightsail endpoint for {region}: {reason} (check the network, proxy settings and AWS_ENDPOINT_URL_LIGHTSAIL)"
+        "could not reach the Lightsail endpoint for {region}: {reason} (check the network, proxy settings and {AWS_ENDPOINT_URL_LIGHTSAIL_VAR})"
     )]
-    Unreachable { region: String, reason: String },
+    Unreachable { region: Region, reason: String },
     #[error(
-        "Lightsail in {region} did not answer within {} s (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT)", .after.as_secs_f32()
+        "Lightsail in {region} did not answer within {} s ({TIMEOUT_VAR})", .after.as_secs_f32()
     )]
-    Timeout { region: String, after: Duration },
+    Timeout { region: Region, after: Duration },
     #[error("unexpected answer from Lightsail in {region}: {reason}")]
-    BadResponse { region: String, reason: String },
+    BadResponse { region: Region, reason: String },
 
+    // ---- files ----------------------------------------------------------------------------------
+    #[error("no cache directory to store credentials in: set HOME or {CACHE_DIR_VAR}")]
+    NoCacheDir,
+    #[error("cannot use the cache directory {}: {reason}", .dir.display())]
+    CacheRefused { dir: PathBuf, reason: String },
     #[error(
-        "gave up after {} s waiting for another docker-credential-lightsail process holding {} (DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT)", .after.as_secs_f32(), .path.display()
+        "gave up after {} s waiting for another docker-credential-lightsail process holding {} ({LOCK_TIMEOUT_VAR})", .after.as_secs_f32(), .path.display()
     )]
     LockTimeout { path: PathBuf, after: Duration },
     #[error("{context} {}: {source}", .path.display())]
@@ -83,6 +134,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// A failed write to standard output.
+    pub fn stdout(source: std::io::Error) -> Self {
+        Error::io("cannot write to", "standard output", source)
     }
 }
 
@@ -121,8 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn messages_name_variables_through_their_constants() {
+        let timeout = Error::Timeout {
+            region: Region::parse("us-east-1").unwrap(),
+            after: Duration::from_secs(3),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "Lightsail in us-east-1 did not answer within 3 s (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT)"
+        );
+        assert!(Error::NoCacheDir.to_string().ends_with(CACHE_DIR_VAR));
+    }
+
+    #[test]
     fn outside_text_is_one_bounded_line() {
-        assert_eq!(one_line("a\nb\r\tc "), "a b  c");
+        assert_eq!(one_line("a\nb\r\tc\u{1b}[31m\u{85}d "), "a b  c [31m d");
         let long = "x".repeat(1000);
         assert_eq!(one_line(&long).chars().count(), 301);
     }

@@ -1,47 +1,105 @@
 //! docker-credential-lightsail: Docker's credential-helper protocol over the Amazon Lightsail
 //! registry login API, with a locked, atomic per-user cache.
+//!
+//! # Where things are
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | `main.rs` | argv to [`run`]; the process's streams; the exit code |
+//! | [`cli`] | the command line (clap): Docker's actions and the human commands |
+//! | [`config`] | every environment variable, read once into [`config::Config`]; the only reader |
+//! | [`protocol`] | Docker's wire format: stdin, stdout and the exact error strings of `get`/`store`/`erase`/`list` |
+//! | [`output`] | what human commands print: results on stdout, `error: …` on stderr |
+//! | [`actions`] | the protocol actions' decisions between cache and API, with `now` passed in |
+//! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
+//! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
+//! | [`lightsail`] | the AWS SDK and the async runtime: login, image registration, default region |
+//! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
+//! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
+//! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
+//! | [`error`] | the one error type; its messages are the contract |
+//! | [`secret`] | [`secret::Secret`]: a password that `Debug` never shows |
+//! | [`logging`] | debug logs on stderr, off unless asked for |
 
+pub mod actions;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod configure;
 pub mod docker_config;
 pub mod error;
-pub mod helper;
 pub mod lightsail;
 pub mod logging;
+pub mod output;
 pub mod protocol;
 pub mod register;
 pub mod registry;
 pub mod secret;
 
 use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cli::{Cli, Command};
 use config::Config;
 use error::Result;
+use output::Output;
 use protocol::Action;
 
-/// Runs one command line. Everything it prints goes to `output`.
-pub fn run(cli: Cli, input: impl Read, output: &mut impl Write) -> Result<()> {
-    let config = Config::from_env()?;
-    logging::init(config.log_level);
+/// Runs one command line and returns its exit code. A protocol action answers on `stdout` only,
+/// errors included, as Docker expects; a human command prints its result on `stdout` and its
+/// error on `stderr`.
+pub fn run(
+    cli: Cli,
+    stdin: impl Read,
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+) -> ExitCode {
+    let now = unix_now();
     let action = match cli.command {
         Command::Get => Action::Get,
         Command::Store => Action::Store,
         Command::Erase => Action::Erase,
         Command::List => Action::List,
-        Command::Version => {
-            return writeln!(
-                output,
-                "{} {}",
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_PKG_VERSION")
-            )
-            .map_err(|err| error::Error::io("cannot write to", "standard output", err));
+        Command::Version => return human(stdout, stderr, |_, output| output.result(VERSION)),
+        Command::Configure(args) => {
+            return human(stdout, stderr, |config, output| {
+                configure::configure(config, &args, now, output)
+            });
         }
-        Command::Configure(args) => return configure::configure(&config, &args, output),
-        Command::Register(args) => return register::register(&config, &args, output),
+        Command::Register(args) => {
+            return human(stdout, stderr, |config, output| {
+                register::register(config, &args, output)
+            });
+        }
     };
-    protocol::handle(action, &config, input, output)
+    let result =
+        load_config().and_then(|config| protocol::handle(action, &config, now, stdin, stdout));
+    protocol::finish(result, stdout)
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
+
+/// Runs a human command with its configuration and output.
+fn human(
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+    command: impl FnOnce(&Config, &mut Output) -> Result<()>,
+) -> ExitCode {
+    let mut output = Output::new(stdout, stderr);
+    let result = load_config().and_then(|config| command(&config, &mut output));
+    output.finish(result)
+}
+
+fn load_config() -> Result<Config> {
+    let config = Config::from_env()?;
+    logging::init(config.log_level);
+    Ok(config)
+}
+
+/// The clock, read once per run: every decision takes it as `now`.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }

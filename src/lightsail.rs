@@ -1,13 +1,17 @@
-//! The two Lightsail API calls, behind a small struct, with every failure turned into a
-//! one-line `Error` built from error codes and modelled messages only: the SDK's own `Debug` and
-//! error-context output carry raw response bodies, and the login response holds the password.
+//! The AWS SDK and its async runtime, and nothing else does async: the rest of the crate calls
+//! the synchronous functions at the top (`fetch_login`, `register_image`, `resolve_region`),
+//! each one bounded API round trip on a runtime made only for it.
+//!
+//! Every failure becomes a one-line `Error` built from error codes and modelled messages only:
+//! the SDK's own `Debug` and error-context output carry raw response bodies, and the login
+//! response holds the password.
 
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
@@ -17,9 +21,83 @@ use serde::Serialize;
 use tracing::debug;
 
 use crate::cache::Login;
-use crate::config::Config;
+use crate::config::{Config, TIMEOUT_VAR};
 use crate::error::{Error, Result, one_line};
+use crate::registry::Region;
 use crate::secret::Secret;
+
+/// `CreateContainerServiceRegistryLogin` in `region`: the account's registry login.
+pub fn fetch_login(config: &Config, region: &Region) -> Result<Login> {
+    run_bounded(config, api_timeout(region, config), async {
+        debug!("asking Lightsail for a registry login in {region}");
+        Lightsail::connect(region, config)
+            .await?
+            .registry_login()
+            .await
+    })
+}
+
+/// `RegisterContainerImage`: registers a pushed image with a container service in `region`.
+pub fn register_image(
+    config: &Config,
+    region: &Region,
+    service: &str,
+    label: &str,
+    digest: &str,
+) -> Result<ContainerImage> {
+    run_bounded(config, api_timeout(region, config), async {
+        Lightsail::connect(region, config)
+            .await?
+            .register_image(service, label, digest)
+            .await
+    })
+}
+
+/// `given` if there is one, else the region of the current AWS profile or environment
+/// (`AWS_REGION`, the profile's `region`…).
+pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region> {
+    if let Some(region) = given {
+        return Ok(region.clone());
+    }
+    let timeout = Error::RegionLookupTimeout {
+        after: config.timeout,
+    };
+    let found = run_bounded(config, timeout, async {
+        Ok(aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .load()
+            .await
+            .region()
+            .map(|region| region.to_string()))
+    })?;
+    Region::parse(&found.ok_or(Error::NoRegion)?)
+}
+
+fn api_timeout(region: &Region, config: &Config) -> Error {
+    Error::Timeout {
+        region: region.clone(),
+        after: config.timeout,
+    }
+}
+
+/// Runs `work` on a fresh single-threaded runtime; `timeout` is the error when it takes longer
+/// than the configured timeout.
+fn run_bounded<T>(
+    config: &Config,
+    timeout: Error,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
+    // A backstop: the work keeps to `config.timeout` itself, and says what it was waiting for.
+    runtime.block_on(async {
+        tokio::time::timeout(config.timeout + Duration::from_secs(1), work)
+            .await
+            .unwrap_or(Err(timeout))
+    })
+}
 
 /// Error codes that mean "these AWS credentials are wrong, unknown or expired".
 const BAD_CREDENTIAL_CODES: &[&str] = &[
@@ -52,9 +130,9 @@ pub struct ContainerImage {
 }
 
 /// A Lightsail client for one region, with its credentials already resolved.
-pub struct Lightsail {
+struct Lightsail {
     client: aws_sdk_lightsail::Client,
-    region: String,
+    region: Region,
     identity: String,
     timeout: Duration,
 }
@@ -62,12 +140,12 @@ pub struct Lightsail {
 impl Lightsail {
     /// Loads the standard AWS configuration (profiles, SSO, assume-role, environment, IMDS) and
     /// resolves credentials once, so that a missing or broken identity is reported as such.
-    pub async fn connect(region: &str, config: &Config) -> Result<Lightsail> {
+    async fn connect(region: &Region, config: &Config) -> Result<Lightsail> {
         // One budget for the whole fetch: resolving credentials, then the call and its retries.
         let deadline = tokio::time::Instant::now() + config.timeout;
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
-            .region(Region::new(region.to_string()))
+            .region(aws_config::Region::new(region.to_string()))
             .timeout_config(timeouts(config.timeout))
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .load()
@@ -80,7 +158,7 @@ impl Lightsail {
             .await
             .map_err(|_| {
                 Error::AwsCredentials(format!(
-                    "no credentials from {identity} within {} s (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT): check the profile's credential_process, SSO or role settings",
+                    "no credentials from {identity} within {} s ({TIMEOUT_VAR}): check the profile's credential_process, SSO or role settings",
                     config.timeout.as_secs()
                 ))
             })?
@@ -96,14 +174,14 @@ impl Lightsail {
             .build();
         Ok(Lightsail {
             client: aws_sdk_lightsail::Client::from_conf(client_config),
-            region: region.to_string(),
+            region: region.clone(),
             identity,
             timeout: config.timeout,
         })
     }
 
     /// `CreateContainerServiceRegistryLogin`: the registry login of this account and region.
-    pub async fn registry_login(&self) -> Result<Login> {
+    async fn registry_login(&self) -> Result<Login> {
         let output = self
             .client
             .create_container_service_registry_login()
@@ -131,8 +209,7 @@ impl Lightsail {
         })
     }
 
-    /// `RegisterContainerImage`: registers a pushed image with a container service.
-    pub async fn register_image(
+    async fn register_image(
         &self,
         service: &str,
         label: &str,
@@ -247,16 +324,6 @@ fn credentials_error(err: CredentialsError, identity: &str) -> Error {
             Error::AwsCredentials(one_line(&format!("{identity}: {err}: {cause}")))
         }
     }
-}
-
-/// The region of the current AWS profile or environment (`AWS_REGION`, the profile's `region`…).
-pub async fn default_region() -> Option<String> {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await
-        .region()
-        .map(|region| region.to_string())
 }
 
 /// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time),

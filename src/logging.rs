@@ -12,10 +12,12 @@ pub fn init(level: Option<tracing::Level>) {
     };
     let only_ours =
         Targets::new().with_target(env!("CARGO_CRATE_NAME"), LevelFilter::from_level(level));
+    #[allow(clippy::disallowed_methods)] // Logs go to the user's terminal, as Docker shows it.
+    let to_stderr = std::io::stderr;
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(to_stderr)
                 .with_ansi(false)
                 .with_target(false),
         )

@@ -1,14 +1,16 @@
-//! Docker's credential-helper wire format: what each action reads from stdin and writes to stdout.
-//! Nothing else in the crate formats protocol output.
+//! Docker's credential-helper wire format: what each action reads from stdin and writes to
+//! stdout, errors included (the message on stdout, exit code 1). Nothing else in the crate writes
+//! protocol output; human commands print through `output.rs`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::helper;
 
 /// Server URLs and `store` documents are tiny; anything bigger is not a Docker client talking.
 const MAX_INPUT_BYTES: u64 = 64 * 1024;
@@ -41,17 +43,18 @@ struct StoreInput {
     secret: String,
 }
 
-/// Runs one action: reads its input, does it, writes its answer.
+/// Runs one action at `now` (Unix seconds): reads its input, does it, writes its answer.
 pub fn handle(
     action: Action,
     config: &Config,
+    now: u64,
     input: impl Read,
     output: &mut impl Write,
 ) -> Result<()> {
     match action {
         Action::Get => {
             let server_url = read_server_url(input)?;
-            let login = helper::get(config, &server_url)?;
+            let login = actions::get(config, &server_url, now)?;
             let answer = GetOutput {
                 server_url: &server_url,
                 username: &login.username,
@@ -68,11 +71,17 @@ pub fn handle(
             if doc.username.is_empty() {
                 return Err(Error::MissingUsername);
             }
-            helper::store(config, doc.server_url.trim(), &doc.username, &doc.secret)
+            actions::store(
+                config,
+                doc.server_url.trim(),
+                &doc.username,
+                &doc.secret,
+                now,
+            )
         }
-        Action::Erase => helper::erase(config, &read_server_url(input)?),
+        Action::Erase => actions::erase(config, &read_server_url(input)?),
         Action::List => {
-            let held: BTreeMap<String, String> = helper::list(config);
+            let held: BTreeMap<String, String> = actions::list(config, now);
             write_json_line(output, &held)
         }
     }
@@ -82,22 +91,28 @@ pub fn handle(
 /// a value of the wrong type, and that value may be the secret.
 fn store_input_error(err: serde_json::Error) -> Error {
     use serde_json::error::Category;
-    let what = match err.classify() {
+    let problem = match err.classify() {
         Category::Eof => "it ends too early",
         Category::Syntax | Category::Io => "it is not valid JSON",
         Category::Data => "ServerURL, Username and Secret must be strings in one JSON object",
     };
-    Error::InvalidInput(format!(
-        "store expects {{\"ServerURL\",\"Username\",\"Secret\"}} JSON: {what} (line {}, column {})",
-        err.line(),
-        err.column()
-    ))
+    Error::BadStoreInput {
+        problem,
+        line: err.line(),
+        column: err.column(),
+    }
 }
 
-/// Docker's error convention: the message on stdout, exit code 1 (set by the caller).
-pub fn write_error(output: &mut impl Write, err: &Error) {
-    // If stdout is gone there is nobody left to tell.
-    let _ = writeln!(output, "{err}").and_then(|()| output.flush());
+/// Docker's error convention: on failure, the message on stdout and exit code 1.
+pub fn finish(result: Result<()>, output: &mut impl Write) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // If stdout is gone there is nobody left to tell.
+            let _ = writeln!(output, "{err}").and_then(|()| output.flush());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn read_server_url(input: impl Read) -> Result<String> {
@@ -114,24 +129,24 @@ fn read_input(input: impl Read) -> Result<String> {
     input
         .take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|err| Error::InvalidInput(format!("cannot read standard input: {err}")))?;
+        .map_err(Error::UnreadableInput)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "standard input is larger than {} KiB",
-            MAX_INPUT_BYTES / 1024
-        )));
+        return Err(Error::InputTooLarge {
+            limit: MAX_INPUT_BYTES,
+        });
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Error::InvalidInput("standard input is not UTF-8 text".into()))
+    String::from_utf8(bytes).map_err(|_| Error::InputNotUtf8)
 }
 
 fn write_json_line(output: &mut impl Write, value: &impl Serialize) -> Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(|err| Error::InvalidInput(err.to_string()))?;
-    line.push(b'\n');
-    output
-        .write_all(&line)
-        .and_then(|()| output.flush())
-        .map_err(|err| Error::io("cannot write to", "standard output", err))
+    // One write of the whole line: a reader never sees half an answer.
+    let mut write = || -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(value)?;
+        line.push(b'\n');
+        output.write_all(&line)?;
+        output.flush()
+    };
+    write().map_err(Error::stdout)
 }
 
 #[cfg(test)]
@@ -147,7 +162,13 @@ mod tests {
 
     fn run(action: Action, input: &[u8], dir: &std::path::Path) -> (Result<()>, String) {
         let mut out = Vec::new();
-        let result = handle(action, &config(dir), Cursor::new(input), &mut out);
+        let result = handle(
+            action,
+            &config(dir),
+            1_800_000_000,
+            Cursor::new(input),
+            &mut out,
+        );
         (result, String::from_utf8(out).unwrap())
     }
 

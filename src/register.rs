@@ -1,60 +1,29 @@
 //! `register`: tells a container service about an image pushed to its registry.
 
-use std::io::Write;
-
 use crate::cli::RegisterArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::helper::run_bounded;
-use crate::lightsail::{Lightsail, default_region};
-use crate::registry::is_region;
+use crate::error::{Error, Result, one_line};
+use crate::lightsail::{register_image, resolve_region};
+use crate::output::Output;
 
-pub fn register(config: &Config, args: &RegisterArgs, output: &mut impl Write) -> Result<()> {
+pub fn register(config: &Config, args: &RegisterArgs, output: &mut Output) -> Result<()> {
     check_name("service name", &args.service, 63)?;
     check_name("label", &args.label, 53)?;
     check_digest(&args.digest)?;
-    let region = resolve_region(config, args.region.as_deref())?;
-    let image = run_bounded(config, &region, async {
-        Lightsail::connect(&region, config)
-            .await?
-            .register_image(&args.service, &args.label, &args.digest)
-            .await
-    })?;
-    let text = if args.json {
-        serde_json::to_string_pretty(&image).map_err(|err| Error::InvalidInput(err.to_string()))?
+    let region = resolve_region(config, args.region.as_ref())?;
+    let image = register_image(config, &region, &args.service, &args.label, &args.digest)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&image)
+            .map_err(|err| Error::stdout(std::io::Error::from(err)))?;
+        output.result(json)
     } else {
-        image.image
-    };
-    writeln!(output, "{text}").map_err(|err| Error::io("cannot write to", "standard output", err))
-}
-
-/// `--region` if given, else the current AWS profile's or environment's region.
-pub fn resolve_region(config: &Config, given: Option<&str>) -> Result<String> {
-    let region = match given {
-        Some(region) => region.to_string(),
-        None => run_bounded(config, "the default region", async {
-            Ok(default_region().await)
-        })?
-        .ok_or_else(|| {
-            Error::InvalidInput(
-                "no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile"
-                    .into(),
-            )
-        })?,
-    };
-    if is_region(&region) {
-        Ok(region)
-    } else {
-        Err(Error::InvalidInput(format!(
-            "{:?} is not an AWS region name (like us-east-1)",
-            crate::error::one_line(&region)
-        )))
+        output.result(image.image)
     }
 }
 
 /// Lightsail's rule for service names and labels: lowercase letters, digits and '-', not at
 /// either end.
-fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
+fn check_name(what: &'static str, value: &str, max: usize) -> Result<()> {
     let valid = (1..=max).contains(&value.len())
         && value
             .bytes()
@@ -64,10 +33,13 @@ fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "{what} {:?} must be 1 to {max} of a-z, 0-9 and '-', not starting or ending with '-'",
-            crate::error::one_line(value)
-        )))
+        Err(Error::InvalidArgument {
+            what,
+            value: one_line(value),
+            rule: format!(
+                "must be 1 to {max} of a-z, 0-9 and '-', not starting or ending with '-'"
+            ),
+        })
     }
 }
 
@@ -81,10 +53,12 @@ fn check_digest(digest: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "digest {:?} must be sha256: followed by 64 lowercase hex digits (docker push prints it)",
-            crate::error::one_line(digest)
-        )))
+        Err(Error::InvalidArgument {
+            what: "digest",
+            value: one_line(digest),
+            rule: "must be sha256: followed by 64 lowercase hex digits (docker push prints it)"
+                .into(),
+        })
     }
 }
 

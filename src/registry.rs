@@ -3,12 +3,49 @@
 //! Lightsail's registry is ECR underneath, so its host has the ECR shape and names the region.
 //! Anything else is not ours, decided without touching the disk, the network or AWS config.
 
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result, one_line};
+
 /// An ECR-shaped registry host and the region it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     /// Lowercase host name, without scheme, port or path.
     pub host: String,
-    pub region: String,
+    pub region: Region,
+}
+
+/// An AWS region name, checked for its shape (`us-east-1`): made by `Registry::parse`, from
+/// `--region`, or from the AWS profile, so that a bare string never stands in for one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(name: &str) -> Result<Region> {
+        if is_region(name) {
+            Ok(Region(name.to_string()))
+        } else {
+            Err(Error::InvalidRegion(one_line(name)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Region {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Region> {
+        Region::parse(name)
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Partitions' DNS suffixes that ECR registries live under.
@@ -31,7 +68,7 @@ impl Registry {
             .or_else(|| strip_prefix_ignore_case(url, "http://"))
             .unwrap_or(url);
         let host = rest.split('/').next()?.to_ascii_lowercase();
-        let region = ecr_region(&host)?.to_string();
+        let region = Region(ecr_region(&host)?.to_string());
         Some(Registry { host, region })
     }
 }
@@ -88,7 +125,7 @@ mod tests {
         ] {
             let registry = Registry::parse(&input).unwrap_or_else(|| panic!("{input:?}"));
             assert_eq!(registry.host, HOST, "{input:?}");
-            assert_eq!(registry.region, "us-east-1", "{input:?}");
+            assert_eq!(registry.region.as_str(), "us-east-1", "{input:?}");
         }
     }
 
@@ -111,9 +148,27 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                Registry::parse(host).map(|r| r.region),
+                Registry::parse(host).map(|r| r.region.to_string()),
                 Some(region.to_string()),
                 "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn regions_are_checked_once_when_made() {
+        assert_eq!(Region::parse("eu-west-3").unwrap().as_str(), "eu-west-3");
+        for bad in [
+            "",
+            "Mars",
+            "us_east_1",
+            "us-east-",
+            "-us-east-1",
+            "us-east-1\n",
+        ] {
+            assert!(
+                matches!(Region::parse(bad), Err(Error::InvalidRegion(_))),
+                "{bad:?}"
             );
         }
     }

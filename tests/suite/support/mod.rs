@@ -2,9 +2,7 @@
 //! caches, Docker and AWS config, a fake Lightsail endpoint) and runs of the real binary in it,
 //! with a bounded wait and a scan of every output for leaked secrets.
 
-// Each test binary uses a different subset of the harness.
-#![allow(dead_code)]
-
+pub mod canned_endpoint;
 pub mod fake_lightsail;
 
 use std::collections::BTreeMap;
@@ -503,7 +501,7 @@ fn redacted(secret: &str) -> String {
     format!("{shown}…")
 }
 
-/// Appends a run's stderr to `<CARGO_TARGET_TMPDIR>/stderr-log/<test binary>.log`, so that a
+/// Appends a run's stderr to `<CARGO_TARGET_TMPDIR>/stderr-log/<test module>.log`, so that a
 /// final sweep can search the stderr of the whole suite.
 fn append_stderr_log(description: &str, output: &RunOutput) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stderr-log");
@@ -514,22 +512,9 @@ fn append_stderr_log(description: &str, output: &RunOutput) {
         "=== {test}: {description} exit={:?}\n{}\n",
         output.code, output.stderr
     );
-    let path = dir.join(format!("{}.log", test_binary_name()));
+    let module = test.split("::").next().unwrap_or("?");
+    let path = dir.join(format!("{module}.log"));
     if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(path) {
         let _ = log.write_all(record.as_bytes());
-    }
-}
-
-/// The test binary's name without cargo's `-<hash>` suffix.
-fn test_binary_name() -> String {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let stem = exe
-        .file_stem()
-        .map(OsStr::to_string_lossy)
-        .unwrap_or_default()
-        .into_owned();
-    match stem.rsplit_once('-') {
-        Some((name, hash)) if hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_string(),
-        _ => stem,
     }
 }

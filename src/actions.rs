@@ -1,4 +1,6 @@
-//! What each credential-helper action does, between the cache and the API.
+//! The protocol actions (`get`, `store`, `erase`, `list`): plain, synchronous decisions between
+//! the cache and the API. The clock is read by the caller and the API call is passed in, so every
+//! decision is testable without either.
 //!
 //! The hit path of `get` is deliberately tiny: parse the host, read one or two small files,
 //! compare a timestamp. The async runtime, AWS config and credentials are touched only on a miss.
@@ -8,31 +10,33 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use crate::cache::{Cache, Freshness, Login, now};
+use crate::cache::{Cache, Freshness, Login};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::lightsail::Lightsail;
-use crate::registry::Registry;
+use crate::error::{Error, Result, one_line};
+use crate::lightsail::fetch_login;
+use crate::registry::{Region, Registry};
 use crate::secret::Secret;
 
 /// How long a Lightsail registry login lasts; what `store` assumes for what `docker login` gave it.
 pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// `get`: the credentials for `server_url`, or `NotFound` when the host is not a Lightsail
-/// registry of the caller's account.
-pub fn get(config: &Config, server_url: &str) -> Result<Login> {
-    get_with(config, server_url, |region| fetch_login(config, region))
+/// `get` at `now` (Unix seconds): the credentials for `server_url`, or `NotFound` when the host
+/// is not a Lightsail registry of the caller's account.
+pub fn get(config: &Config, server_url: &str, now: u64) -> Result<Login> {
+    get_with(config, server_url, now, |region| {
+        fetch_login(config, region)
+    })
 }
 
 /// `get` with the API call passed in, so the decisions can be tested without a network.
 fn get_with(
     config: &Config,
     server_url: &str,
-    fetch: impl FnOnce(&str) -> Result<Login>,
+    now: u64,
+    fetch: impl FnOnce(&Region) -> Result<Login>,
 ) -> Result<Login> {
     let registry = Registry::parse(server_url).ok_or(Error::NotFound)?;
-    let now = now();
-    let cache = config.cache_dir.as_deref().and_then(Cache::open);
+    let cache = Cache::open_or_log(config.cache_dir.as_deref());
     let stored = cache
         .as_ref()
         .and_then(|cache| cache.stored_slot(&registry.host).read())
@@ -44,7 +48,7 @@ fn get_with(
         debug!("serving credentials stored by `docker login`");
         return stored.ok_or(Error::NotFound);
     }
-    match region_login(config, cache.as_ref(), &registry.region, fetch) {
+    match region_login(config, cache.as_ref(), &registry.region, now, fetch) {
         Ok(login) => ours(login, &registry),
         Err(err) if stored_freshness == Some(Freshness::Aging) => {
             debug!("refresh failed ({err}); serving the unexpired stored credentials");
@@ -60,13 +64,13 @@ fn get_with(
 pub fn region_login(
     config: &Config,
     cache: Option<&Cache>,
-    region: &str,
-    fetch: impl FnOnce(&str) -> Result<Login>,
+    region: &Region,
+    now: u64,
+    fetch: impl FnOnce(&Region) -> Result<Login>,
 ) -> Result<Login> {
     let Some(cache) = cache else {
         return fetch(region);
     };
-    let now = now();
     let margin = config.refresh_margin;
     let slot = cache.login_slot(region, &config.identity);
     let cached = slot.read();
@@ -130,59 +134,28 @@ fn ours(login: Login, registry: &Registry) -> Result<Login> {
     }
 }
 
-/// One bounded API round trip, on a runtime made only for it.
-pub fn fetch_login(config: &Config, region: &str) -> Result<Login> {
-    run_bounded(config, region, async {
-        debug!("asking Lightsail for a registry login in {region}");
-        Lightsail::connect(region, config)
-            .await?
-            .registry_login()
-            .await
-    })
-}
-
-/// Runs `work` on a fresh single-threaded runtime, giving up after the configured timeout.
-pub fn run_bounded<T>(
+/// `store` at `now`: keeps what `docker login` was given for a Lightsail/ECR host, for a
+/// login's lifetime.
+pub fn store(
     config: &Config,
-    region: &str,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
-    // A backstop: the work keeps to `config.timeout` itself, and says what it was waiting for.
-    runtime.block_on(async {
-        tokio::time::timeout(config.timeout + Duration::from_secs(1), work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Timeout {
-                    region: region.to_string(),
-                    after: config.timeout,
-                })
-            })
-    })
-}
-
-/// `store`: keeps what `docker login` was given for a Lightsail/ECR host, for a login's lifetime.
-pub fn store(config: &Config, server_url: &str, username: &str, secret: &str) -> Result<()> {
-    let registry = Registry::parse(server_url).ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "{} is not an Amazon Lightsail or ECR registry host; docker-credential-lightsail stores credentials only for those",
-            crate::error::one_line(server_url)
-        ))
-    })?;
+    server_url: &str,
+    username: &str,
+    secret: &str,
+    now: u64,
+) -> Result<()> {
+    let registry =
+        Registry::parse(server_url).ok_or_else(|| Error::NotARegistryHost(one_line(server_url)))?;
     if secret.is_empty() {
-        return Err(Error::InvalidInput("no credentials secret".into()));
+        return Err(Error::MissingSecret);
     }
-    let cache = open_for_writing(config)?;
+    let cache = Cache::open(config.cache_dir.as_deref().ok_or(Error::NoCacheDir)?)?;
     let slot = cache.stored_slot(&registry.host);
     let locked = slot.lock(config.lock_timeout)?;
     let login = Login {
         registry: registry.host,
         username: username.to_string(),
         secret: Secret::new(secret.to_string()),
-        expires_at: now() + LOGIN_LIFETIME.as_secs(),
+        expires_at: now + LOGIN_LIFETIME.as_secs(),
     };
     locked
         .write(&login)
@@ -194,7 +167,7 @@ pub fn erase(config: &Config, server_url: &str) -> Result<()> {
     let Some(registry) = Registry::parse(server_url) else {
         return Ok(());
     };
-    let Some(cache) = config.cache_dir.as_deref().and_then(Cache::open) else {
+    let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
         return Ok(());
     };
     for (slot, login) in cache.entries() {
@@ -208,13 +181,10 @@ pub fn erase(config: &Config, server_url: &str) -> Result<()> {
     Ok(())
 }
 
-/// `list`: the registries held and unexpired, with their usernames. No API call, no secret.
-pub fn list(config: &Config) -> BTreeMap<String, String> {
-    let now = now();
-    config
-        .cache_dir
-        .as_deref()
-        .and_then(Cache::open)
+/// `list` at `now`: the registries held and unexpired, with their usernames. No API call, no
+/// secret.
+pub fn list(config: &Config, now: u64) -> BTreeMap<String, String> {
+    Cache::open_or_log(config.cache_dir.as_deref())
         .map(|cache| cache.entries())
         .unwrap_or_default()
         .into_iter()
@@ -223,30 +193,14 @@ pub fn list(config: &Config) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn open_for_writing(config: &Config) -> Result<Cache> {
-    let dir = config.cache_dir.as_deref().ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "no cache directory to store credentials in: set HOME or {}",
-            crate::config::CACHE_DIR_VAR
-        ))
-    })?;
-    Cache::open(dir).ok_or_else(|| {
-        Error::io(
-            "cannot use the cache directory",
-            dir,
-            std::io::Error::other(
-                "missing, unsafe or not writable (DOCKER_CREDENTIAL_LIGHTSAIL_LOG=debug says why)",
-            ),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::cell::Cell;
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    /// The tests' clock: decisions never read the real one.
+    const NOW: u64 = 1_800_000_000;
 
     fn config(dir: &std::path::Path) -> Config {
         Config::for_tests(dir)
@@ -257,13 +211,13 @@ mod tests {
             registry: HOST.into(),
             username: "AWS".into(),
             secret: Secret::new(secret.into()),
-            expires_at: now() + expires_in,
+            expires_at: NOW + expires_in,
         }
     }
 
-    fn unreachable(_: &str) -> Result<Login> {
+    fn unreachable(region: &Region) -> Result<Login> {
         Err(Error::Unreachable {
-            region: "us-east-1".into(),
+            region: region.clone(),
             reason: "test".into(),
         })
     }
@@ -273,7 +227,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
         for host in ["docker.io", "ghcr.io", "localhost:5000", ""] {
-            let err = get_with(&config, host, |_| panic!("API called for {host}")).unwrap_err();
+            let err =
+                get_with(&config, host, NOW, |_| panic!("API called for {host}")).unwrap_err();
             assert!(matches!(err, Error::NotFound));
         }
     }
@@ -283,22 +238,22 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
         let calls = Cell::new(0);
-        let fetch = |region: &str| {
-            assert_eq!(region, "us-east-1");
+        let fetch = |region: &Region| {
+            assert_eq!(region.as_str(), "us-east-1");
             calls.set(calls.get() + 1);
             Ok(login("one", 43_200))
         };
         assert_eq!(
-            get_with(&config, HOST, fetch).unwrap().secret.expose(),
+            get_with(&config, HOST, NOW, fetch).unwrap().secret.expose(),
             "one"
         );
         assert_eq!(
-            get_with(&config, HOST, fetch).unwrap().secret.expose(),
+            get_with(&config, HOST, NOW, fetch).unwrap().secret.expose(),
             "one"
         );
         let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
         assert!(matches!(
-            get_with(&config, own_ecr, fetch),
+            get_with(&config, own_ecr, NOW, fetch),
             Err(Error::NotFound)
         ));
         assert_eq!(calls.get(), 1);
@@ -308,10 +263,10 @@ mod tests {
     fn aging_login_is_refreshed_or_served_when_refresh_fails() {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
-        get_with(&config, HOST, |_| Ok(login("old", 600))).unwrap();
-        let served = get_with(&config, HOST, unreachable).unwrap();
+        get_with(&config, HOST, NOW, |_| Ok(login("old", 600))).unwrap();
+        let served = get_with(&config, HOST, NOW, unreachable).unwrap();
         assert_eq!(served.secret.expose(), "old");
-        let fresh = get_with(&config, HOST, |_| Ok(login("new", 43_200))).unwrap();
+        let fresh = get_with(&config, HOST, NOW, |_| Ok(login("new", 43_200))).unwrap();
         assert_eq!(fresh.secret.expose(), "new");
     }
 
@@ -320,10 +275,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
         let mut expired = login("gone", 0);
-        expired.expires_at = now() - 1;
-        get_with(&config, HOST, |_| Ok(expired)).unwrap();
+        expired.expires_at = NOW - 1;
+        get_with(&config, HOST, NOW, |_| Ok(expired)).unwrap();
         assert!(matches!(
-            get_with(&config, HOST, unreachable),
+            get_with(&config, HOST, NOW, unreachable),
             Err(Error::Unreachable { .. })
         ));
     }
@@ -332,19 +287,22 @@ mod tests {
     fn stored_credentials_serve_without_the_api_and_erase_forgets_them() {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
-        store(&config, &format!("https://{HOST}"), "AWS", "typed").unwrap();
+        store(&config, &format!("https://{HOST}"), "AWS", "typed", NOW).unwrap();
         assert_eq!(
-            get_with(&config, HOST, unreachable)
+            get_with(&config, HOST, NOW, unreachable)
                 .unwrap()
                 .secret
                 .expose(),
             "typed"
         );
-        assert_eq!(list(&config).get(HOST).map(String::as_str), Some("AWS"));
+        assert_eq!(
+            list(&config, NOW).get(HOST).map(String::as_str),
+            Some("AWS")
+        );
         erase(&config, HOST).unwrap();
         erase(&config, HOST).unwrap();
-        assert!(list(&config).is_empty());
-        assert!(get_with(&config, HOST, unreachable).is_err());
+        assert!(list(&config, NOW).is_empty());
+        assert!(get_with(&config, HOST, NOW, unreachable).is_err());
     }
 
     #[test]
@@ -353,7 +311,7 @@ mod tests {
         let file = tmp.path().join("not-a-dir");
         std::fs::write(&file, "x").unwrap();
         let config = config(&file);
-        let served = get_with(&config, HOST, |_| Ok(login("api", 43_200))).unwrap();
+        let served = get_with(&config, HOST, NOW, |_| Ok(login("api", 43_200))).unwrap();
         assert_eq!(served.secret.expose(), "api");
     }
 }

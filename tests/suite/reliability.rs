@@ -7,8 +7,6 @@
 //! for a loaded CI machine. Waits are on events (the fake's call counter, process exits), never
 //! on sleeps, except for the soak's deliberately random start and kill moments.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
@@ -19,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::fake_lightsail::LOGIN;
-use common::{RunOutput, TestEnv};
+use crate::support::fake_lightsail::LOGIN;
+use crate::support::{RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 /// `DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT` in the bounded-time tests, in seconds.
@@ -754,7 +752,7 @@ fn ecr_shaped(host: &str) -> bool {
 /// modes; a temp file only where a writer was killed. Returns the number of temp files seen.
 fn check_cache(dir: &Path, kills_allowed: bool, problems: &mut Vec<String>, round: u64) -> u64 {
     let cache = docker_credential_lightsail::cache::Cache::open(dir);
-    let Some(cache) = cache else {
+    let Ok(cache) = cache else {
         problems.push(format!("round {round}: the cache dir was refused"));
         return 0;
     };

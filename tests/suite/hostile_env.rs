@@ -10,8 +10,6 @@
 //! The tests run as root (CI does): "owned by another user" uses uid 65534 (nobody), and one
 //! case runs the binary itself as nobody, to check the same rule from the other side.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
@@ -22,8 +20,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::fake_lightsail::PASSWORD_PREFIX;
-use common::{RunOutput, TestEnv};
+use crate::support::fake_lightsail::PASSWORD_PREFIX;
+use crate::support::{RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 /// Any run that takes longer than this is blocked: killed, and the test fails.
@@ -255,7 +253,8 @@ fn cache_dir_that_is_a_symlink_to_another_users_folder_is_refused() {
     let output = run_bounded(&env, env.cmd(&["store"]), &doc);
     assert_eq!(output.code, Some(1), "{output:#?}");
     assert!(
-        output.stdout.contains("cannot use the cache directory"),
+        output.stdout.contains("cannot use the cache directory")
+            && output.stdout.contains("it is a symbolic link"),
         "{output:#?}"
     );
     assert_eq!(snapshot(&foreign), before, "store wrote through the link");
@@ -322,7 +321,7 @@ fn as_an_ordinary_user_a_cache_dir_owned_by_root_is_refused() {
     fs::set_permissions(env.cache_dir(), fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(env.home(), Some(NOBODY), Some(NOBODY)).unwrap();
     // The binary itself must be reachable by nobody (target/ may sit in a private tree).
-    let bin = Path::new(common::BIN);
+    let bin = Path::new(crate::support::BIN);
     let mut reachable = true;
     for dir in bin.ancestors().skip(1) {
         if let Ok(meta) = fs::metadata(dir) {

@@ -9,10 +9,6 @@
 //! under `fuzz/seeds/<target>/` (also the corpus of the cargo-fuzz targets in `fuzz/`) are
 //! replayed through the same checks.
 
-#[path = "support/canned_endpoint.rs"]
-mod canned_endpoint;
-mod common;
-
 use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -22,15 +18,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use docker_credential_lightsail::cache::{Cache, Login};
 use docker_credential_lightsail::config::{Config, IdentitySource};
 use docker_credential_lightsail::protocol::{self, Action};
-use docker_credential_lightsail::registry::{Registry, is_region};
+use docker_credential_lightsail::registry::{Region, Registry, is_region};
 use docker_credential_lightsail::secret::Secret;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use canned_endpoint::{Canned, CannedEndpoint};
-use common::TestEnv;
+use crate::support::TestEnv;
+use crate::support::canned_endpoint::{Canned, CannedEndpoint};
 
 /// The seed of every property unless `PROPTEST_RNG_SEED` is set: runs are reproducible.
 const DEFAULT_SEED: u64 = 0x5EED_1A17_2026;
@@ -159,7 +155,7 @@ fn check_parse(input: &str) -> Result<(), TestCaseError> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'),
         "host with odd characters: {host:?}"
     );
-    prop_assert!(is_region(&registry.region));
+    prop_assert!(is_region(registry.region.as_str()));
     let region_label = format!(".{}.", registry.region);
     prop_assert!(host.contains(&region_label));
     let known_domain = DOMAINS.iter().any(|d| host.ends_with(&format!(".{d}")));
@@ -204,7 +200,7 @@ proptest! {
         for text in [host.clone(), written] {
             prop_assert_eq!(
                 Registry::parse(&text),
-                Some(Registry { host: host.clone(), region: region.clone() }),
+                Some(Registry { host: host.clone(), region: Region::parse(&region).unwrap() }),
                 "input {:?}", text
             );
         }
@@ -267,6 +263,7 @@ impl Sandbox {
                 description: "properties".into(),
             },
             docker_config_dir: None,
+            search_path: Vec::new(),
         };
         let sandbox = Sandbox { _dir: dir, config };
         let cache = sandbox.cache();
@@ -277,7 +274,7 @@ impl Sandbox {
             expires_at: now() + 3600,
         };
         for region in REGIONS {
-            let slot = cache.login_slot(region, &sandbox.config.identity);
+            let slot = cache.login_slot(&Region::parse(region).unwrap(), &sandbox.config.identity);
             let locked = slot.lock(Duration::from_secs(1)).unwrap();
             locked
                 .write(&login(&host_of(region), CACHED_SECRET))
@@ -307,7 +304,7 @@ impl Sandbox {
     /// Runs one action on `input`: the error as text, and what it wrote to stdout.
     fn handle(&self, action: Action, input: &[u8]) -> (Result<(), String>, Vec<u8>) {
         let mut out = Vec::new();
-        let result = protocol::handle(action, &self.config, Cursor::new(input), &mut out)
+        let result = protocol::handle(action, &self.config, now(), Cursor::new(input), &mut out)
             .map_err(|err| err.to_string());
         (result, out)
     }
@@ -764,7 +761,7 @@ fn check_cache_file(bytes: &[u8]) -> Result<(), TestCaseError> {
     let sandbox = Sandbox::new();
     let cache = sandbox.cache();
     let region = "us-east-1";
-    let slot = cache.login_slot(region, &sandbox.config.identity);
+    let slot = cache.login_slot(&Region::parse(region).unwrap(), &sandbox.config.identity);
     let path = fs::read_dir(cache.dir())
         .unwrap()
         .map(|item| item.unwrap().path())

@@ -1,9 +1,8 @@
 //! Docker's credential-helper protocol, driven through the real binary: actions, input forms,
 //! exact output and error strings, which hosts are ours, store / erase / list.
 
-mod common;
-
-use common::TestEnv;
+use crate::man_page::help_entries;
+use crate::support::TestEnv;
 
 const NOT_FOUND: &str = "credentials not found in native keychain\n";
 
@@ -23,7 +22,8 @@ fn version_help_and_usage() {
     }
     let help = env.run(&["--help"], "");
     assert!(help.success());
-    for action in [
+    let commands = help_entries(&help.stdout, "Commands:");
+    let expected = [
         "get",
         "store",
         "erase",
@@ -31,9 +31,14 @@ fn version_help_and_usage() {
         "version",
         "configure",
         "register",
-    ] {
-        assert!(help.stdout.contains(action), "--help names {action}");
-    }
+        "help",
+    ];
+    assert_eq!(
+        commands,
+        expected.map(String::from).into(),
+        "{}",
+        help.stdout
+    );
     for args in [&[][..], &["bogus"], &["get", "extra"]] {
         let out = env.run(args, "");
         assert_eq!(out.code, Some(2), "{args:?}");

@@ -1,13 +1,11 @@
 //! Every way a fetch can fail gives one line that names the cause, exit 1, a silent stderr and
 //! an untouched cache; throttling and server errors are retried. Debug logs never hold a secret.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::TestEnv;
-use common::fake_lightsail::Mode;
+use crate::support::TestEnv;
+use crate::support::fake_lightsail::Mode;
 
 const REGION: &str = "us-east-1";
 

@@ -1,14 +1,12 @@
 //! The on-disk cache, driven through the binary: where it lives, its modes, what keys it,
 //! the refresh margin, and every kind of damaged entry.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::TestEnv;
-use common::fake_lightsail::DEFAULT_EXPIRES_IN;
+use crate::support::TestEnv;
+use crate::support::fake_lightsail::DEFAULT_EXPIRES_IN;
 
 const REGION: &str = "us-east-1";
 
@@ -63,7 +61,12 @@ fn default_location_is_the_xdg_cache_dir_private_whatever_the_umask() {
     // umask 000 would make everything world-writable if the helper trusted it.
     let cmd = env.cmd(&[]);
     let mut shell = std::process::Command::new("sh");
-    shell.args(["-c", "umask 000; exec \"$0\" \"$@\"", common::BIN, "get"]);
+    shell.args([
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        crate::support::BIN,
+        "get",
+    ]);
     shell.env_clear();
     for (key, value) in cmd.get_envs() {
         if let Some(value) = value {

@@ -1,12 +1,10 @@
 //! `configure` and `register` against the fake endpoint (tests/e2e/real-clients.sh drives them
 //! with real clients too).
 
-mod common;
-
 use std::fs;
 
-use common::fake_lightsail::{LOGIN, REGISTER};
-use common::{RunOutput, TestEnv};
+use crate::support::fake_lightsail::{LOGIN, REGISTER};
+use crate::support::{RunOutput, TestEnv};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -14,10 +12,9 @@ const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef012
 fn configure_takes_the_region_of_the_environment_or_says_there_is_none() {
     let mut env = TestEnv::new();
     let none = env.run(&["configure"], "");
-    assert_eq!(none.code, Some(1));
-    assert_eq!(
-        none.stdout,
-        "invalid input: no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile\n"
+    assert_fails_with(
+        &none,
+        "error: no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile\n",
     );
     assert_eq!(env.fake.calls(LOGIN), 0);
 
@@ -57,8 +54,8 @@ fn configure_dry_run_writes_nothing_and_bad_json_is_left_alone() {
 
     fs::write(&path, "{\"auths\": {").unwrap();
     let bad = env.run(&["configure", "--region", "us-east-1"], "");
-    assert_eq!(bad.code, Some(1));
-    assert!(bad.stdout.contains("is not valid JSON"), "{}", bad.stdout);
+    assert_fails_with(&bad, "error: ");
+    assert!(bad.stderr.contains("is not valid JSON"), "{}", bad.stderr);
     assert_eq!(fs::read_to_string(&path).unwrap(), "{\"auths\": {");
 }
 
@@ -81,45 +78,24 @@ fn register_checks_its_arguments_before_any_api_call() {
             "hello",
             "-web",
             DIGEST,
-            "",
-            "invalid input: label \"-web\" must be 1 to 53",
+            "error: label \"-web\" must be 1 to 53",
         ),
-        (
-            "Hello",
-            "web",
-            DIGEST,
-            "",
-            "invalid input: service name \"Hello\"",
-        ),
-        (
-            "hello",
-            "web",
-            "sha256:abc",
-            "",
-            "invalid input: digest \"sha256:abc\"",
-        ),
-        (
-            "hello",
-            "web",
-            DIGEST,
-            "Mars",
-            "invalid input: \"Mars\" is not an AWS region",
-        ),
+        ("Hello", "web", DIGEST, "error: service name \"Hello\""),
+        ("hello", "web", "sha256:abc", "error: digest \"sha256:abc\""),
     ];
-    for (service, label, digest, region, expected) in cases {
-        let region: &[&str] = if region.is_empty() {
-            &[]
-        } else {
-            &["--region", region]
-        };
-        let out = register(&env, service, label, digest, region);
-        assert_eq!(out.code, Some(1), "{expected}");
-        assert!(
-            out.stdout.starts_with(expected),
-            "{expected}: {}",
-            out.stdout
-        );
+    for (service, label, digest, expected) in cases {
+        assert_fails_with(&register(&env, service, label, digest, &[]), expected);
     }
+    // A region is checked by the command line itself (clap's usage error, exit 2).
+    let mars = register(&env, "hello", "web", DIGEST, &["--region", "Mars"]);
+    assert_eq!(mars.code, Some(2), "{mars:?}");
+    assert!(mars.stdout.is_empty());
+    assert!(
+        mars.stderr
+            .contains("\"Mars\" is not an AWS region name (like us-east-1)"),
+        "{}",
+        mars.stderr
+    );
     assert_eq!(env.fake.calls(REGISTER), 0);
 }
 
@@ -144,9 +120,17 @@ fn register_prints_the_image_name_or_the_whole_object() {
     assert!(image["createdAt"].is_i64());
 
     let missing = register(&env, "nope", "web", DIGEST, &east);
-    assert_eq!(missing.code, Some(1));
-    assert_eq!(
-        missing.stdout,
-        "Lightsail in us-east-1 refused the request (NotFoundException): no container service named 'nope' in us-east-1: check the name, or pass --region\n"
+    assert_fails_with(
+        &missing,
+        "error: Lightsail in us-east-1 refused the request (NotFoundException): no container service named 'nope' in us-east-1: check the name, or pass --region\n",
     );
+}
+
+/// A human command's failure: nothing on stdout, one `error:` line on stderr that starts with
+/// `expected`, exit code 1.
+fn assert_fails_with(out: &RunOutput, expected: &str) {
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.starts_with(expected), "{expected}: {out:?}");
 }

@@ -1,13 +1,11 @@
 //! The HTTPS client (rustls on ring) really verifies certificates: the fake endpoint behind a
 //! TLS terminator (socat) with a throwaway CA is refused until that CA is trusted.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::TestEnv;
+use crate::support::TestEnv;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")

@@ -1,12 +1,10 @@
 //! One API call however many processes ask at once; a killed lock holder blocks nobody.
 //! Every wait here is on an event (a call counted, a log line written, a process ended).
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestEnv;
-use common::fake_lightsail::LOGIN;
+use crate::support::TestEnv;
+use crate::support::fake_lightsail::LOGIN;
 
 const REGION: &str = "us-east-1";
 const EVENT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -355,7 +355,7 @@ fn help_text() -> String {
 
 /// The entries of a `--help` section such as "Commands:": first words of its 2-space-indented
 /// lines, up to the next blank line or heading.
-fn help_entries(help: &str, heading: &str) -> BTreeSet<String> {
+pub fn help_entries(help: &str, heading: &str) -> BTreeSet<String> {
     help.lines()
         .skip_while(|l| l.trim_end() != heading)
         .skip(1)

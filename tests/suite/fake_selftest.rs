@@ -2,8 +2,6 @@
 //! sends, and must be able to fail in every way the controls promise; the harness must catch
 //! leaked secrets. A raw HTTP client keeps these tests independent of the code under test.
 
-mod common;
-
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -11,8 +9,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::fake_lightsail::{FakeLightsail, LOGIN, Mode, REGISTER, RecordedRequest};
-use common::{ACCESS_KEY_ID, RunOutput, TestEnv};
+use crate::support::fake_lightsail::{FakeLightsail, LOGIN, Mode, REGISTER, RecordedRequest};
+use crate::support::{ACCESS_KEY_ID, RunOutput, TestEnv};
 use serde_json::{Value, json};
 
 /// Long enough never to expire on a loaded machine; waits end as soon as the event happens.
@@ -644,8 +642,9 @@ fn get_output(secret: &str) -> String {
 #[test]
 fn the_leak_scan_allows_a_password_only_as_the_secret_of_a_successful_get() {
     let passwords = [PASSWORD.to_string()];
-    let scan =
-        |output: RunOutput, is_get| common::check_for_leaks(&output, is_get, &passwords, &[]);
+    let scan = |output: RunOutput, is_get| {
+        crate::support::check_for_leaks(&output, is_get, &passwords, &[])
+    };
 
     assert_eq!(scan(output(0, &get_output(PASSWORD), ""), true), Ok(()));
     assert!(scan(output(1, &get_output(PASSWORD), ""), true).is_err());
@@ -660,23 +659,30 @@ fn the_leak_scan_allows_a_password_only_as_the_secret_of_a_successful_get() {
 
 #[test]
 fn the_leak_scan_never_allows_an_aws_secret() {
-    let secrets = [common::SECRET_ACCESS_KEY.to_string()];
-    let scan = |output: RunOutput| common::check_for_leaks(&output, true, &[], &secrets);
+    let secrets = [crate::support::SECRET_ACCESS_KEY.to_string()];
+    let scan = |output: RunOutput| crate::support::check_for_leaks(&output, true, &[], &secrets);
 
-    assert!(scan(output(0, &get_output(common::SECRET_ACCESS_KEY), "")).is_err());
-    assert!(scan(output(1, "", common::SECRET_ACCESS_KEY)).is_err());
+    assert!(
+        scan(output(
+            0,
+            &get_output(crate::support::SECRET_ACCESS_KEY),
+            ""
+        ))
+        .is_err()
+    );
+    assert!(scan(output(1, "", crate::support::SECRET_ACCESS_KEY)).is_err());
 }
 
 #[test]
 fn secrets_written_to_aws_files_are_found() {
     let file =
         "[default]\naws_access_key_id = AKIA1\nAWS_Secret_Access_Key=abc\naws_session_token = t\n";
-    assert_eq!(common::secrets_in_aws_file(file), ["abc", "t"]);
+    assert_eq!(crate::support::secrets_in_aws_file(file), ["abc", "t"]);
 }
 
 #[test]
 fn credentials_parse_strictly() {
-    let credentials = common::parse_credentials(&get_output("pw"));
+    let credentials = crate::support::parse_credentials(&get_output("pw"));
     assert_eq!(
         (
             credentials.server_url,
@@ -686,7 +692,7 @@ fn credentials_parse_strictly() {
         ("h".into(), "AWS".into(), "pw".into())
     );
     let extra = std::panic::catch_unwind(|| {
-        common::parse_credentials(r#"{"ServerURL":"h","Username":"u","Secret":"s","x":1}"#)
+        crate::support::parse_credentials(r#"{"ServerURL":"h","Username":"u","Secret":"s","x":1}"#)
     });
     assert!(extra.is_err());
 }
