@@ -13,6 +13,7 @@
 // A test tool, not the helper: it prints, and reads its own arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
 
+#[allow(dead_code)] // The example uses a part of the suite's fake.
 #[path = "../tests/suite/support/fake_lightsail.rs"]
 mod fake_lightsail;
 

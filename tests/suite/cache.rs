@@ -5,8 +5,8 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::support::TestEnv;
 use crate::support::fake_lightsail::DEFAULT_EXPIRES_IN;
+use crate::support::{TestEnv, cache_contents};
 
 const REGION: &str = "us-east-1";
 
@@ -23,20 +23,6 @@ fn login_files(dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// Every file in the dir with its contents, to show that a failure changed nothing.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, fs::read(&path).unwrap_or_default())
-        })
-        .collect();
     files.sort();
     files
 }
@@ -315,10 +301,10 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
     env.run(&["get"], &host).credentials();
     // Make the entry expired, so the failure cannot be hidden by the fallback.
     expire_the_cached_login(&env.cache_dir());
-    let before = snapshot(&env.cache_dir());
+    let before = cache_contents(&env.cache_dir());
 
     env.fake
         .fail_next(1, 400, "AccessDeniedException", "not allowed");
     assert_eq!(env.run(&["get"], &host).code, Some(1));
-    assert_eq!(snapshot(&env.cache_dir()), before);
+    assert_eq!(cache_contents(&env.cache_dir()), before);
 }

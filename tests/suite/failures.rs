@@ -1,35 +1,15 @@
 //! Every way a fetch can fail gives one line that names the cause, exit 1, a silent stderr and
 //! an untouched cache; throttling and server errors are retried. Debug logs never hold a secret.
 
-use std::fs;
-use std::path::Path;
-
-use crate::support::TestEnv;
 use crate::support::fake_lightsail::Mode;
+use crate::support::{TestEnv, cache_contents, free_port};
 
 const REGION: &str = "us-east-1";
-
-/// The cache's entries and contents (empty lock files come and stay by design).
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|path| path.extension().is_none_or(|ext| ext != "lock"))
-        .map(|path| {
-            (
-                path.display().to_string(),
-                fs::read(&path).unwrap_or_default(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 /// Runs a `get` that must fail: one line on stdout starting with `expected`, exit 1, silent
 /// stderr, and the cache exactly as it was.
 fn assert_fails(env: &TestEnv, expected: &str) -> String {
-    let before = snapshot(&env.cache_dir());
+    let before = cache_contents(&env.cache_dir());
     let out = env.run(&["get"], env.registry_host(REGION));
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stdout.lines().count(), 1, "one line: {}", out.stdout);
@@ -39,7 +19,7 @@ fn assert_fails(env: &TestEnv, expected: &str) -> String {
         out.stdout
     );
     assert_eq!(out.stderr, "");
-    assert_eq!(snapshot(&env.cache_dir()), before, "cache untouched");
+    assert_eq!(cache_contents(&env.cache_dir()), before, "cache untouched");
     out.stdout
 }
 
@@ -145,11 +125,7 @@ fn no_aws_credentials_at_all() {
 fn an_unreachable_endpoint() {
     let mut env = TestEnv::new();
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",
         format!("http://127.0.0.1:{port}"),

@@ -7,10 +7,10 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::support::fake_lightsail::{FakeLightsail, LOGIN, Mode, REGISTER, RecordedRequest};
-use crate::support::{ACCESS_KEY_ID, RunOutput, TestEnv};
+use crate::support::{ACCESS_KEY_ID, RunOutput, TestEnv, unix_now};
 use serde_json::{Value, json};
 
 /// Long enough never to expire on a loaded machine; waits end as soon as the event happens.
@@ -170,10 +170,7 @@ fn send(fake: &FakeLightsail, request: &Request) -> Response {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    i64::try_from(unix_now()).expect("the clock is sane")
 }
 
 // ---- accepted requests ------------------------------------------------------------------------------
@@ -243,6 +240,25 @@ fn account_and_expiry_are_settable() {
         "210987654321.dkr.ecr.us-east-1.amazonaws.com"
     );
     assert!((login["expiresAt"].as_i64().unwrap() - now() - 600).abs() <= 5);
+}
+
+#[test]
+fn password_can_be_fixed_and_answers_delayed() {
+    let fake = FakeLightsail::new();
+    fake.set_password(Some("LSPW-fixed"));
+    fake.set_delay(Duration::from_millis(300));
+    let started = Instant::now();
+    let first = send(&fake, &login_request()).json();
+    // A lower bound only: the machine may be slow, never fast.
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let second = send(&fake, &login_request()).json();
+    assert_eq!(first["registryLogin"]["password"], "LSPW-fixed");
+    assert_eq!(second["registryLogin"]["password"], "LSPW-fixed");
+
+    fake.set_password(None);
+    fake.set_delay(Duration::ZERO);
+    let third = send(&fake, &login_request()).json();
+    assert_ne!(third["registryLogin"]["password"], "LSPW-fixed");
 }
 
 #[test]

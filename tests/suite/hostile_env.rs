@@ -7,21 +7,19 @@
 //! by a watchdog that kills the process (so that a FIFO that blocks fails the test quickly
 //! instead of hanging the suite).
 //!
-//! The tests run as root (CI does): "owned by another user" uses uid 65534 (nobody), and one
-//! case runs the binary itself as nobody, to check the same rule from the other side.
+//! The `_as_root` tests need root (CI runs them): "owned by another user" uses uid 65534
+//! (nobody), and one case runs the binary itself as nobody, to check the same rule from the other
+//! side.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fake_lightsail::PASSWORD_PREFIX;
-use crate::support::{RunOutput, TestEnv};
+use crate::support::{RunOutput, TestEnv, snapshot};
 
 const REGION: &str = "us-east-1";
 /// Any run that takes longer than this is blocked: killed, and the test fails.
@@ -40,29 +38,9 @@ fn debug_env() -> TestEnv {
     env
 }
 
-/// Runs `cmd` under a watchdog: a run still going after `BOUND` is killed and fails the test.
+/// Runs `cmd`; a run still going after `BOUND` is killed and fails the test.
 fn run_bounded(env: &TestEnv, cmd: Command, stdin: &str) -> RunOutput {
-    let started = Instant::now();
-    let spawned = env.spawn_cmd(cmd, stdin);
-    let pid = spawned.id();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let watchdog = thread::spawn(move || {
-        if done_rx.recv_timeout(BOUND).is_err() {
-            let pid = rustix::process::Pid::from_raw(pid as i32).expect("a child has a pid");
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            return true;
-        }
-        false
-    });
-    let output = env.wait(spawned);
-    let _ = done_tx.send(());
-    let killed = watchdog.join().expect("the watchdog does not panic");
-    assert!(
-        !killed,
-        "the run was blocked for {BOUND:?} and had to be killed: {output:#?}"
-    );
-    assert!(started.elapsed() < BOUND);
-    output
+    env.run_within(cmd, stdin, BOUND)
 }
 
 /// `get` for the fake's registry in REGION, bounded.
@@ -98,43 +76,6 @@ fn assert_logged(output: &RunOutput, words: &[&str]) {
         "no debug line with {words:?} in:\n{}",
         output.stderr
     );
-}
-
-/// What a folder holds: for every path under it (not following links), its type, mode, owner,
-/// modification time and contents. Two equal snapshots mean nothing was written there.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    let mut seen = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let meta = fs::symlink_metadata(&path).expect("cannot stat a snapshot path");
-        let kind = meta.file_type();
-        let contents = if kind.is_file() {
-            String::from_utf8_lossy(&fs::read(&path).expect("cannot read")).into_owned()
-        } else if kind.is_symlink() {
-            format!(
-                "-> {}",
-                fs::read_link(&path).expect("cannot readlink").display()
-            )
-        } else {
-            String::new()
-        };
-        if kind.is_dir() {
-            for item in fs::read_dir(&path).expect("cannot list") {
-                pending.push(item.expect("cannot list").path());
-            }
-        }
-        seen.insert(
-            path,
-            format!(
-                "{kind:?} mode={:o} uid={} mtime={}.{} {contents}",
-                meta.mode(),
-                meta.uid(),
-                meta.mtime(),
-                meta.mtime_nsec()
-            ),
-        );
-    }
-    seen
 }
 
 /// A folder of "another user" (nobody, 0700) holding a fresh, valid login for our registry
@@ -224,7 +165,8 @@ fn assert_refused_dir(env: &TestEnv, watched: &Path, reason: &str) {
 // ---- the cache directory itself ---------------------------------------------------------------
 
 #[test]
-fn cache_dir_that_is_a_symlink_to_another_users_folder_is_refused() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn cache_dir_that_is_a_symlink_to_another_users_folder_is_refused_as_root() {
     let mut env = debug_env();
     let real = real_entry(&env);
     let calls_before = env.fake.login_calls();
@@ -290,7 +232,8 @@ fn group_or_world_writable_cache_dirs_are_refused_and_left_as_they_are() {
 }
 
 #[test]
-fn cache_dir_owned_by_another_user_is_refused_even_though_root_could_write_it() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn cache_dir_owned_by_another_user_is_refused_even_though_root_could_write_it_as_root() {
     let mut env = debug_env();
     let real = real_entry(&env);
     let calls_before = env.fake.login_calls();
@@ -314,7 +257,8 @@ fn cache_dir_owned_by_another_user_is_refused_even_though_root_could_write_it() 
 }
 
 #[test]
-fn as_an_ordinary_user_a_cache_dir_owned_by_root_is_refused() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn as_an_ordinary_user_a_cache_dir_owned_by_root_is_refused_as_root() {
     let env = debug_env();
     // nobody must be able to reach the cache dir's parent to see who owns it.
     fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -392,7 +336,8 @@ fn control_a_planted_entry_in_our_own_cache_is_served() {
 }
 
 #[test]
-fn login_entry_replaced_by_a_symlink_is_neither_read_nor_written_through() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn login_entry_replaced_by_a_symlink_is_neither_read_nor_written_through_as_root() {
     let env = debug_env();
     let real = real_entry(&env);
     let login_file = real.name.clone();
@@ -420,7 +365,8 @@ fn login_entry_replaced_by_a_symlink_is_neither_read_nor_written_through() {
 }
 
 #[test]
-fn stored_entry_replaced_by_a_symlink_is_not_served() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn stored_entry_replaced_by_a_symlink_is_not_served_as_root() {
     let env = debug_env();
     let real = real_entry(&env);
     let foreign = foreign_folder(&env, "other-user", &real);
@@ -486,7 +432,8 @@ fn login_and_stored_entries_that_are_fifos_never_block() {
 }
 
 #[test]
-fn lock_file_that_is_a_symlink_is_not_followed_and_get_still_answers() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn lock_file_that_is_a_symlink_is_not_followed_and_get_still_answers_as_root() {
     let env = debug_env();
     let real = real_entry(&env);
     let login_file = real.name.clone();
@@ -547,7 +494,8 @@ fn lock_and_temp_files_that_are_fifos_never_block() {
 }
 
 #[test]
-fn temp_file_that_is_a_symlink_is_removed_not_followed() {
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn temp_file_that_is_a_symlink_is_removed_not_followed_as_root() {
     let env = debug_env();
     let real = real_entry(&env);
     let login_file = real.name.clone();

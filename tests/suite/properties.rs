@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use docker_credential_lightsail::cache::{Cache, Login};
 use docker_credential_lightsail::config::{Config, IdentitySource};
@@ -25,8 +25,7 @@ use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::TestEnv;
-use crate::support::canned_endpoint::{Canned, CannedEndpoint};
+use crate::support::{TestEnv, unix_now};
 
 /// The seed of every property unless `PROPTEST_RNG_SEED` is set: runs are reproducible.
 const DEFAULT_SEED: u64 = 0x5EED_1A17_2026;
@@ -73,13 +72,6 @@ fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), TestCaseError>) {
             panic!("seed {} fails: {err}", path.display());
         }
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// An error message Docker can show: one line, not empty.
@@ -271,7 +263,7 @@ impl Sandbox {
             registry: registry.to_string(),
             username: "AWS".into(),
             secret: Secret::new(secret.to_string()),
-            expires_at: now() + 3600,
+            expires_at: unix_now() + 3600,
         };
         for region in REGIONS {
             let slot = cache.login_slot(&Region::parse(region).unwrap(), &sandbox.config.identity);
@@ -304,8 +296,14 @@ impl Sandbox {
     /// Runs one action on `input`: the error as text, and what it wrote to stdout.
     fn handle(&self, action: Action, input: &[u8]) -> (Result<(), String>, Vec<u8>) {
         let mut out = Vec::new();
-        let result = protocol::handle(action, &self.config, now(), Cursor::new(input), &mut out)
-            .map_err(|err| err.to_string());
+        let result = protocol::handle(
+            action,
+            &self.config,
+            unix_now(),
+            Cursor::new(input),
+            &mut out,
+        )
+        .map_err(|err| err.to_string());
         (result, out)
     }
 
@@ -634,7 +632,7 @@ fn valid_entry_bytes() -> Vec<u8> {
         registry: host_of("us-east-1"),
         username: "AWS".into(),
         secret: Secret::new(FILE_SECRET.into()),
-        expires_at: now() + 3600,
+        expires_at: unix_now() + 3600,
     };
     slot.lock(Duration::from_secs(1))
         .unwrap()
@@ -794,7 +792,7 @@ fn check_cache_file(bytes: &[u8]) -> Result<(), TestCaseError> {
             }
             // Any expiry, however odd, is judged without panicking.
             for margin in [0, 1800, 86_400] {
-                let _ = login.freshness(now(), Duration::from_secs(margin));
+                let _ = login.freshness(unix_now(), Duration::from_secs(margin));
                 let _ = login.freshness(u64::MAX, Duration::from_secs(margin));
             }
         }
@@ -893,7 +891,7 @@ fn api_answer() -> impl Strategy<Value = ApiAnswer> {
         ]
     };
     let expires = prop_oneof![
-        Just(json!(now() + 3600)),
+        Just(json!(unix_now() + 3600)),
         Just(json!(0)),
         Just(json!(-5)),
         Just(json!(1.0e20)),
@@ -949,9 +947,9 @@ fn api_answer() -> impl Strategy<Value = ApiAnswer> {
 
 /// Runs `get` against an endpoint that gives `answer` to every request.
 fn check_api_answer(answer: &ApiAnswer) -> Result<(), TestCaseError> {
-    let endpoint = CannedEndpoint::start(Canned::json(answer.status, answer.body.clone()));
     let mut env = TestEnv::new();
-    env.set_env("AWS_ENDPOINT_URL_LIGHTSAIL", endpoint.url());
+    env.fake
+        .answer_every_call_with(answer.status, answer.body.clone());
     env.set_env(
         "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT",
         API_TIMEOUT.to_string(),
@@ -1028,15 +1026,14 @@ fn a_well_formed_api_answer_is_served() {
         "username": "AWS",
         "password": format!("{API_SECRET}well-formed"),
         "registry": host_of("us-east-1"),
-        "expiresAt": now() + 3600,
+        "expiresAt": unix_now() + 3600,
     }});
-    let endpoint = CannedEndpoint::start(Canned::json(200, body.to_string()));
-    let mut env = TestEnv::new();
-    env.set_env("AWS_ENDPOINT_URL_LIGHTSAIL", endpoint.url());
+    let env = TestEnv::new();
+    env.fake.answer_every_call_with(200, body.to_string());
     let output = env.run(&["get"], host_of("us-east-1"));
     assert_eq!(
         output.credentials().secret,
         format!("{API_SECRET}well-formed")
     );
-    assert_eq!(endpoint.requests(), 1);
+    assert_eq!(env.fake.login_calls(), 1);
 }

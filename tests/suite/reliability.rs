@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::fake_lightsail::LOGIN;
-use crate::support::{RunOutput, TestEnv};
+use crate::support::{RunOutput, TestEnv, free_port};
 
 const REGION: &str = "us-east-1";
 /// `DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT` in the bounded-time tests, in seconds.
@@ -115,10 +115,7 @@ fn a_socket_that_accepts_and_never_reads_times_out_with_a_clear_message() {
 
 #[test]
 fn a_closed_port_fails_fast_as_unreachable_not_as_a_timeout() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let mut env = TestEnv::new();
     env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",

@@ -1,11 +1,10 @@
 //! The HTTPS client (rustls on ring) really verifies certificates: the fake endpoint behind a
 //! TLS terminator (socat) with a throwaway CA is refused until that CA is trusted.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, free_port};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -105,11 +104,7 @@ fn https_endpoint_is_verified_against_the_trusted_roots() {
     std::fs::create_dir(&dir).unwrap();
     make_certificates(&dir);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _terminator = KillOnDrop(
         Command::new("socat")
             .arg(format!(

@@ -9,11 +9,13 @@
 //! Every behaviour control works on a running fake from any thread, so a test can change it
 //! between two runs of the helper, and every observation can be waited for on a `Condvar`.
 //!
-//! Included both by the integration tests (`tests/common/mod.rs`) and, through `#[path]`, by
+//! Every answer carries the headers every AWS answer has (`x-amzn-RequestId`, `Date`); the wire
+//! format is checked against botocore's own model of Lightsail by `tests/e2e/fake-vs-boto3.py`.
+//! For property tests, `answer_every_call_with` turns it into a canned endpoint that gives any
+//! status and body to every (validated) call.
+//!
+//! Included by the suite (`tests/suite/support`) and, through `#[path]`, by
 //! `examples/fake_lightsail.rs`; it depends on std and serde_json only.
-
-// Each includer uses a different subset of the API.
-#![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -124,6 +126,17 @@ impl FakeLightsail {
     }
 
     // ---- behaviour controls -------------------------------------------------------------------
+
+    /// Answers every later call (after validating it) with this status and body, whatever the
+    /// operation: for feeding the helper arbitrary API answers.
+    pub fn answer_every_call_with(&self, status: u16, body: impl Into<Vec<u8>>) {
+        let canned = Response {
+            status,
+            content_type: JSON_CONTENT_TYPE,
+            body: body.into(),
+        };
+        self.shared.update(|s| s.canned = Some(canned));
+    }
 
     /// Sets the account id in registry host names.
     pub fn set_account(&self, account: &str) {
@@ -346,6 +359,7 @@ struct State {
     fail_every: usize,
     held: bool,
     failures: VecDeque<Failure>,
+    canned: Option<Response>,
     // Observations.
     calls: HashMap<String, usize>,
     requests: Vec<RecordedRequest>,
@@ -371,6 +385,7 @@ impl Default for State {
             fail_every: 0,
             held: false,
             failures: VecDeque::new(),
+            canned: None,
             calls: HashMap::new(),
             requests: Vec::new(),
             passwords: Vec::new(),
@@ -605,6 +620,9 @@ fn handle_operation(request: &Request, shared: &Shared) -> Reply {
         Ok(region) => region,
         Err(rejection) => return Reply::Whole(rejection),
     };
+    if let Some(canned) = shared.lock().canned.clone() {
+        return Reply::Whole(canned);
+    }
 
     if shared.lock().mode == Mode::Hang {
         return Reply::Never;
@@ -809,10 +827,11 @@ fn invalid_data(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
+#[derive(Clone)]
 struct Response {
     status: u16,
     content_type: &'static str,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl Response {
@@ -824,7 +843,7 @@ impl Response {
         Response {
             status: 200,
             content_type: JSON_CONTENT_TYPE,
-            body,
+            body: body.into_bytes(),
         }
     }
 
@@ -834,7 +853,7 @@ impl Response {
         Response {
             status,
             content_type: JSON_CONTENT_TYPE,
-            body,
+            body: body.into_bytes(),
         }
     }
 
@@ -842,7 +861,7 @@ impl Response {
         Response {
             status: 200,
             content_type: "text/plain; charset=utf-8",
-            body,
+            body: body.into_bytes(),
         }
     }
 
@@ -857,13 +876,87 @@ impl Response {
             503 => "Service Unavailable",
             _ => "Unknown",
         };
-        format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
+        let mut bytes = format!(
+            "HTTP/1.1 {} {reason}\r\nx-amzn-RequestId: {}\r\nDate: {}\r\n\
+             Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
             self.status,
+            request_id(),
+            http_date(now_epoch_secs()),
             self.content_type,
             self.body.len(),
-            self.body
         )
-        .into_bytes()
+        .into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// A fresh request id in the UUID shape AWS uses.
+fn request_id() -> String {
+    let random = |n: usize| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_usize(n);
+        hasher.finish()
+    };
+    let hex = format!("{:016x}{:016x}", random(1), random(2));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// HTTP's date format (`Wed, 02 Dec 2026 06:57:18 GMT`) for Unix seconds `secs`.
+fn http_date(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_written_as_http_writes_them() {
+        for (secs, date) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_796_194_638, "Wed, 02 Dec 2026 06:57:18 GMT"),
+            (4_107_542_399, "Sun, 28 Feb 2100 23:59:59 GMT"),
+        ] {
+            assert_eq!(http_date(secs), date);
+        }
+    }
+
+    #[test]
+    fn request_ids_are_fresh_uuids() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
     }
 }

@@ -2,19 +2,20 @@
 //! caches, Docker and AWS config, a fake Lightsail endpoint) and runs of the real binary in it,
 //! with a bounded wait and a scan of every output for leaked secrets.
 
-pub mod canned_endpoint;
 pub mod fake_lightsail;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -215,6 +216,16 @@ impl TestEnv {
     /// Waits (at most `RUN_TIMEOUT`) for a spawned run to end, collects its output, logs its
     /// stderr and checks both streams for leaked secrets.
     pub fn wait(&self, spawned: Spawned) -> RunOutput {
+        self.wait_within(spawned, RUN_TIMEOUT)
+    }
+
+    /// `run_cmd`, failing the test (after killing the run) if it takes longer than `bound`.
+    pub fn run_within(&self, cmd: Command, stdin: impl AsRef<[u8]>, bound: Duration) -> RunOutput {
+        self.wait_within(self.spawn_cmd(cmd, stdin), bound)
+    }
+
+    /// `wait`, with `bound` instead of `RUN_TIMEOUT`.
+    pub fn wait_within(&self, spawned: Spawned, bound: Duration) -> RunOutput {
         let Spawned {
             mut child,
             stdout,
@@ -225,7 +236,7 @@ impl TestEnv {
             stdin_writer,
         } = spawned;
         // Both pipes close when the process exits: wait for those two events, bounded.
-        let deadline = Instant::now() + RUN_TIMEOUT;
+        let deadline = Instant::now() + bound;
         if !(stdout.wait_closed(deadline) && stderr.wait_closed(deadline)) {
             let exited = matches!(child.try_wait(), Ok(Some(_)));
             let _ = child.kill();
@@ -233,7 +244,7 @@ impl TestEnv {
             if exited {
                 panic!("{description} exited but left its output open (a child process?)");
             }
-            panic!("{description} still running after {RUN_TIMEOUT:?}: killed");
+            panic!("{description} still running after {bound:?}: killed");
         }
         let status = child
             .wait()
@@ -517,4 +528,74 @@ fn append_stderr_log(description: &str, output: &RunOutput) {
     if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(path) {
         let _ = log.write_all(record.as_bytes());
     }
+}
+
+// ---- small helpers of the tests -----------------------------------------------------------------
+
+/// The clock, in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: nothing listens there unless a test starts
+/// something on it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("cannot find a free port")
+        .port()
+}
+
+/// Everything under `dir`, not following links: for each path its type, mode, owner,
+/// modification time and contents. Two equal snapshots mean nothing was written there.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut seen = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).expect("cannot stat a snapshot path");
+        let kind = meta.file_type();
+        let contents = if kind.is_file() {
+            String::from_utf8_lossy(&fs::read(&path).expect("cannot read")).into_owned()
+        } else if kind.is_symlink() {
+            format!(
+                "-> {}",
+                fs::read_link(&path).expect("cannot readlink").display()
+            )
+        } else {
+            String::new()
+        };
+        if kind.is_dir() {
+            for item in fs::read_dir(&path).expect("cannot list") {
+                pending.push(item.expect("cannot list").path());
+            }
+        }
+        seen.insert(
+            path,
+            format!(
+                "{kind:?} mode={:o} uid={} mtime={}.{} {contents}",
+                meta.mode(),
+                meta.uid(),
+                meta.mtime(),
+                meta.mtime_nsec()
+            ),
+        );
+    }
+    seen
+}
+
+/// What a cache directory serves: each entry's name and contents. Lock files (which come and
+/// stay by design) and timestamps are left out.
+pub fn cache_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .expect("cannot list the cache")
+        .map(|item| item.expect("cannot list the cache").path())
+        .filter(|path| path.extension().is_none_or(|ext| ext != "lock"))
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            (name.into_owned(), fs::read(&path).unwrap_or_default())
+        })
+        .collect()
 }
