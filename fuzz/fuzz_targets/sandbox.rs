@@ -1,6 +1,6 @@
 //! Shared by the fuzz targets: a cache directory holding fresh logins for two regions and one
 //! stored login, so that `get` for those hosts is answered without the network, and the
-//! checks every answer must pass. The same rules as tests/properties.rs.
+//! checks every answer must pass. The same rules as tests/suite/properties.rs.
 
 #![allow(dead_code)]
 

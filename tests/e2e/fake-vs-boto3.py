@@ -10,8 +10,9 @@ target/boto3-venv, created on first use). Prints `ok - ...` / `not ok - ...` per
 `N passed, M failed`; exits 1 if any check failed, 2 if it could not run at all. Every fake it
 starts is killed on exit, every call has a timeout, and the whole run has a deadline.
 
-Checks that fail today are deviations of the fake from the real wire format: they are meant to
-fail until the fake is fixed.
+A failing check is a deviation of the fake from the real wire format: fix the fake
+(tests/suite/support/fake_lightsail.rs), not the check. `# note:` lines are differences that
+could not be verified against the live service.
 """
 
 import atexit
@@ -391,7 +392,7 @@ def check_headers_seen():
               "like every real AWS answer",
               [f"missing from {len(lacking)} of {len(SEEN_HEADERS)}: {', '.join(lacking)}",
                f"headers sent: {SEEN_HEADERS[0][1] if SEEN_HEADERS else []} "
-               "(tests/common/fake_lightsail.rs Response::to_bytes)", why])
+               "(tests/suite/support/fake_lightsail.rs Response::to_bytes)", why])
 
 
 def check_sent_request(wire, operation, label, region=REGION):
@@ -666,11 +667,11 @@ def check_refusals(url):
     note(f"an unsigned request gets {status} {decode_json(body).get('__type')!r}; real AWS JSON "
          "services name a missing Authorization header MissingAuthenticationTokenException: "
          "unverified for Lightsail, so not failed")
-    note("the fake checks the SigV4 scope, not the HMAC (tests/common/fake_lightsail.rs, by "
+    note("the fake checks the SigV4 scope, not the HMAC (tests/suite/support/fake_lightsail.rs, by "
          "design): a wrong secret key is accepted where AWS answers a signature mismatch")
     note("the standalone fake_lightsail has no flag for FakeLightsail::expect_region, so a "
-         "wrong-region refusal cannot be driven from here (tests/fake_selftest.rs and "
-         "tests/failures.rs drive it in-process)")
+         "wrong-region refusal cannot be driven from here (tests/suite/fake_selftest.rs and "
+         "tests/suite/failures.rs drive it in-process)")
 
 
 def check_negative_controls(client):

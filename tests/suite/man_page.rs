@@ -1,7 +1,7 @@
 //! The man page, packaging/docker-credential-lightsail.1, is generated from the CLI definition
 //! (`cli::command()`) and `config::ENVIRONMENT`, and committed so that packagers need no build
 //! step. These tests regenerate it and fail when the committed page differs, so it never drifts
-//! from `--help`: run `UPDATE_MAN=1 cargo test --test man_page` to rewrite it. They also render
+//! from `--help`: run `UPDATE_MAN=1 cargo test --test suite man_page` to rewrite it. They also render
 //! it with `man -l` (man-db) and check that the page and `--help` name the same subcommands and
 //! environment variables.
 
@@ -277,7 +277,7 @@ fn committed_man_page_is_up_to_date() {
     assert!(
         committed == generated,
         "{PAGE} is stale: the CLI changed. Rewrite it with\n    \
-         UPDATE_MAN=1 cargo test --test man_page\nand commit it."
+         UPDATE_MAN=1 cargo test --test suite man_page\nand commit it."
     );
 }
 

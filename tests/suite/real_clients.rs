@@ -1,34 +1,60 @@
-//! End to end with real software: runs `tests/e2e/real-clients.sh`, which drives the built helper
-//! with Debian's docker-registry (htpasswd + TLS), skopeo and the docker CLI, against the fake
-//! Lightsail endpoint of `examples/fake_lightsail.rs`, inside private namespaces.
+//! End to end with real software, each a script under `tests/e2e/` that prints `ok -` /
+//! `not ok -` per check and `N passed, M failed`, driving the built helper and the fake Lightsail
+//! endpoint of `examples/fake_lightsail.rs`:
 //!
-//! It needs root and the Debian packages `tests/e2e/install-deps` installs: without root it is
-//! ignored (with that reason); as root without the packages it fails, naming what is missing.
+//! - `real-clients.sh`: Debian's docker-registry (htpasswd + TLS), skopeo and the docker CLI;
+//! - `engine.sh`: a Docker Engine of its own, podman and buildah pushing with only `credHelpers`;
+//! - `fake-vs-boto3.py`: the fake's wire format against botocore's model of Lightsail.
+//!
+//! The first two make private namespaces and need root and the Debian packages that
+//! `tests/e2e/install-deps` installs: without root they are ignored (with that reason); as root
+//! without the packages they fail, naming what is missing.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-lightsail");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/real-clients.sh");
 
 #[test]
 #[ignore = "needs root: ./run-tests runs it as root"]
 fn real_registry_skopeo_and_docker_cli_through_the_helper_as_root() {
+    run_checks("real-clients.sh");
+}
+
+#[test]
+#[ignore = "needs root: ./run-tests runs it as root"]
+fn docker_engine_podman_and_buildah_push_with_only_cred_helpers_as_root() {
+    run_checks("engine.sh");
+}
+
+#[test]
+fn the_fake_answers_as_botocore_models_lightsail() {
+    run_checks("fake-vs-boto3.py");
+}
+
+/// Runs `tests/e2e/<script>` with the helper and the fake, echoes its output, and fails unless
+/// it exits 0 with a `N passed, 0 failed` summary and no `not ok` line.
+fn run_checks(script: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(script);
     let fake = build_fake();
     // One stream, in order: the script's stderr joins its stdout.
-    let mut child = Command::new("bash")
-        .args(["-c", r#"exec bash "$0" 2>&1"#, SCRIPT])
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" 2>&1"#)
+        .arg(&path)
         .env("HELPER_BIN", HELPER)
         .env("FAKE_BIN", &fake)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("cannot run bash");
-    // The script bounds itself (a timeout around the whole run), so reading to the end ends.
+        .expect("cannot run sh");
+    // Every script bounds itself (a deadline on the whole run), so reading to the end ends.
     let mut failures = Vec::new();
     let mut summary = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in BufReader::new(child.stdout.take().expect("stdout is piped")).lines() {
         let line = line.unwrap_or_else(|err| format!("(unreadable output: {err})"));
         println!("{line}");
         if line.starts_with("not ok") {
@@ -41,10 +67,8 @@ fn real_registry_skopeo_and_docker_cli_through_the_helper_as_root() {
     let status = child.wait().expect("cannot wait for the script");
     assert!(
         status.success() && failures.is_empty() && summary.ends_with(" 0 failed"),
-        "tests/e2e/real-clients.sh: {status}, {}\n{}\n\
-         (it needs root and the packages of tests/e2e/install-deps: docker-registry skopeo \
-         apache2-utils openssl util-linux iproute2 python3, and docker.io when there is no \
-         docker CLI; the full output is above)",
+        "tests/e2e/{script}: {status}, {}\n{}\n\
+         (it needs the packages of tests/e2e/install-deps; the full output is above)",
         if summary.is_empty() {
             "no summary line"
         } else {
@@ -56,7 +80,7 @@ fn real_registry_skopeo_and_docker_cli_through_the_helper_as_root() {
 
 /// Builds `examples/fake_lightsail.rs` with the cargo, profile and target folder that built this
 /// test (a no-op when it is fresh), and returns its path. `cargo test` alone builds examples too,
-/// but `cargo test --test real_clients` does not, and a stale fake would test old behaviour.
+/// but `cargo test real_clients` does not, and a stale fake would test old behaviour.
 fn build_fake() -> PathBuf {
     let profile_dir = Path::new(HELPER).parent().expect("the helper has a folder");
     let mut target_dir = profile_dir
