@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use crate::cache::{Cache, Freshness, Login};
+use crate::cache::{Cache, Entry, Freshness, Login};
 use crate::config::Config;
 use crate::error::{Error, Result, one_line};
 use crate::lightsail::fetch_login;
@@ -19,6 +19,9 @@ use crate::secret::Secret;
 
 /// How long a Lightsail registry login lasts; what `store` assumes for what `docker login` gave it.
 pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// How long a host confirmed not to be the account's registry is believed so: a misconfigured
+/// host costs at most one API call per this long.
+pub const NOT_OURS_FOR: Duration = Duration::from_secs(5 * 60);
 
 /// `get` at `now` (Unix seconds): the credentials for `server_url`, or `NotFound` when the host
 /// is not a Lightsail registry of the caller's account.
@@ -48,19 +51,107 @@ fn get_with(
         debug!("serving credentials stored by `docker login`");
         return stored.ok_or(Error::NotFound);
     }
-    match region_login(config, cache.as_ref(), &registry.region, now, fetch) {
-        Ok(login) => ours(login, &registry),
-        Err(err) if stored_freshness == Some(Freshness::Aging) => {
+    let Some(cache) = cache else {
+        return ours(fetch(&registry.region)?, &registry);
+    };
+    match account_login(config, &cache, &registry, now, fetch) {
+        Err(err)
+            if stored_freshness == Some(Freshness::Aging) && !matches!(err, Error::NotFound) =>
+        {
             debug!("refresh failed ({err}); serving the unexpired stored credentials");
             stored.ok_or(err)
         }
-        Err(err) => Err(err),
+        result => result,
     }
 }
 
-/// The account's registry login for `region`: from the cache while fresh, else fetched by
-/// exactly one process under the entry's lock and saved for the others. When the fetch fails, a
-/// cached login that is inside the refresh margin but not expired is still good.
+/// The account's login for `registry`, or `NotFound` when the host is not the account's
+/// Lightsail registry. A fresh cached login answers for its own host; for another host it is
+/// asked again once, under the lock, so that a switch to another account (same profile, new
+/// keys) works at once, and the answer "not ours" is remembered for `NOT_OURS_FOR`.
+fn account_login(
+    config: &Config,
+    cache: &Cache,
+    registry: &Registry,
+    now: u64,
+    fetch: impl FnOnce(&Region) -> Result<Login>,
+) -> Result<Login> {
+    let margin = config.refresh_margin;
+    let fresh = |entry: &Entry| entry.login.freshness(now, margin) == Freshness::Fresh;
+    let answer = |entry: Entry| -> Option<Result<Login>> {
+        if entry.login.registry == registry.host {
+            Some(Ok(entry.login))
+        } else if entry.not_ours(&registry.host, now) {
+            debug!(
+                "{} is not this account's Lightsail registry ({}), as found recently",
+                registry.host, entry.login.registry
+            );
+            Some(Err(Error::NotFound))
+        } else {
+            None
+        }
+    };
+    let slot = cache.login_slot(&registry.region, &config.identity);
+    let cached = slot.read_entry();
+    if let Some(answer) = cached.clone().filter(fresh).and_then(answer) {
+        debug!("cache hit for {} in {}", registry.host, registry.region);
+        return answer;
+    }
+    let fallback = |err: Error, entry: Option<Entry>| match entry {
+        Some(entry) if entry.login.freshness(now, margin) != Freshness::Expired => {
+            debug!("refresh failed ({err}); answering from the unexpired cached login");
+            ours(entry.login, registry)
+        }
+        _ => Err(err),
+    };
+    let locked = match slot.lock(config.lock_timeout) {
+        Ok(locked) => Some(locked),
+        Err(err @ Error::LockTimeout { .. }) => return fallback(err, slot.read_entry().or(cached)),
+        Err(err) => {
+            debug!("going on without the cache lock: {err}");
+            None
+        }
+    };
+    let current = locked
+        .as_ref()
+        .and_then(|locked| locked.read_entry())
+        .or(cached);
+    if locked.is_some()
+        && let Some(answer) = current.clone().filter(fresh).and_then(answer)
+    {
+        debug!("another process fetched the login while this one waited");
+        return answer;
+    }
+    debug!("cache miss for {} in {}", registry.host, registry.region);
+    let login = match fetch(&registry.region) {
+        Ok(login) => login,
+        Err(err) => return fallback(err, current),
+    };
+    let mut entry = Entry::from(login);
+    // What was found about other hosts still holds while the account's registry is the same.
+    if let Some(current) = current.filter(|current| current.login.registry == entry.login.registry)
+    {
+        entry.not_ours = current.not_ours;
+        entry.not_ours.retain(|_, until| now < *until);
+    }
+    if entry.login.registry != registry.host {
+        entry
+            .not_ours
+            .insert(registry.host.clone(), now + NOT_OURS_FOR.as_secs());
+    }
+    if let Some(locked) = &locked
+        && let Err(err) = locked.write_entry(&entry)
+    {
+        debug!(
+            "could not save the login in {}: {err}",
+            cache.dir().display()
+        );
+    }
+    ours(entry.login, registry)
+}
+
+/// The account's registry login for `region`, whatever its host (`configure` learns the host
+/// from it): from the cache while fresh, else fetched under the entry's lock and saved.
 pub fn region_login(
     config: &Config,
     cache: Option<&Cache>,
@@ -71,53 +162,23 @@ pub fn region_login(
     let Some(cache) = cache else {
         return fetch(region);
     };
-    let margin = config.refresh_margin;
     let slot = cache.login_slot(region, &config.identity);
-    let cached = slot.read();
-    if let Some(login) = cached
-        .as_ref()
-        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
-    {
-        debug!("cache hit for {region}");
-        return Ok(login.clone());
-    }
-    let fallback = |err: Error| match slot.read().or(cached.clone()) {
-        Some(login) if login.freshness(now, margin) == Freshness::Aging => {
-            debug!("refresh failed ({err}); serving the unexpired cached login");
-            Ok(login)
-        }
-        _ => Err(err),
-    };
-    let locked = match slot.lock(config.lock_timeout) {
-        Ok(locked) => Some(locked),
-        Err(err @ Error::LockTimeout { .. }) => return fallback(err),
-        Err(err) => {
-            debug!("going on without the cache lock: {err}");
-            None
-        }
-    };
-    if let Some(login) = locked
-        .as_ref()
-        .and_then(|locked| locked.read())
-        .filter(|l| l.freshness(now, margin) == Freshness::Fresh)
-    {
-        debug!("another process fetched the login while this one waited");
+    let fresh = |login: &Login| login.freshness(now, config.refresh_margin) == Freshness::Fresh;
+    if let Some(login) = slot.read().filter(fresh) {
         return Ok(login);
     }
-    match fetch(region) {
-        Ok(login) => {
-            if let Some(locked) = &locked
-                && let Err(err) = locked.write(&login)
-            {
-                debug!(
-                    "could not save the login in {}: {err}",
-                    cache.dir().display()
-                );
-            }
-            Ok(login)
-        }
-        Err(err) => fallback(err),
+    let locked = slot.lock(config.lock_timeout)?;
+    if let Some(login) = locked.read().filter(fresh) {
+        return Ok(login);
     }
+    let login = fetch(region)?;
+    if let Err(err) = locked.write(&login) {
+        debug!(
+            "could not save the login in {}: {err}",
+            cache.dir().display()
+        );
+    }
+    Ok(login)
 }
 
 /// The account's Lightsail login answers for its own registry host only: any other ECR host
@@ -170,12 +231,17 @@ pub fn erase(config: &Config, server_url: &str) -> Result<()> {
     let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
         return Ok(());
     };
-    for (slot, login) in cache.entries() {
-        if login.registry == registry.host {
+    let failed = |err| Error::io("cannot remove credentials from", cache.dir(), err);
+    for (slot, entry) in cache.entries() {
+        if entry.login.registry == registry.host {
+            slot.lock(config.lock_timeout)?.remove().map_err(failed)?;
+        } else if entry.not_ours.contains_key(&registry.host) {
+            // Forget that it was found not ours, too: the next `get` asks again.
             let locked = slot.lock(config.lock_timeout)?;
-            locked
-                .remove()
-                .map_err(|err| Error::io("cannot remove credentials from", cache.dir(), err))?;
+            if let Some(mut entry) = locked.read_entry() {
+                entry.not_ours.remove(&registry.host);
+                locked.write_entry(&entry).map_err(failed)?;
+            }
         }
     }
     Ok(())
@@ -184,12 +250,15 @@ pub fn erase(config: &Config, server_url: &str) -> Result<()> {
 /// `list` at `now`: the registries held and unexpired, with their usernames. No API call, no
 /// secret.
 pub fn list(config: &Config, now: u64) -> BTreeMap<String, String> {
-    Cache::open_or_log(config.cache_dir.as_deref())
-        .map(|cache| cache.entries())
-        .unwrap_or_default()
+    let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
+        return BTreeMap::new();
+    };
+    cache
+        .entries()
         .into_iter()
-        .filter(|(_, login)| login.freshness(now, Duration::ZERO) != Freshness::Expired)
-        .map(|(_, login)| (login.registry, login.username))
+        .map(|(_, entry)| entry.login)
+        .filter(|login| login.freshness(now, Duration::ZERO) != Freshness::Expired)
+        .map(|login| (login.registry, login.username))
         .collect()
 }
 
@@ -234,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn one_fetch_then_hits_and_other_ecr_hosts_are_not_ours() {
+    fn one_fetch_then_hits_and_another_host_is_asked_once_then_remembered_not_ours() {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path());
         let calls = Cell::new(0);
@@ -243,20 +312,75 @@ mod tests {
             calls.set(calls.get() + 1);
             Ok(login("one", 43_200))
         };
-        assert_eq!(
-            get_with(&config, HOST, NOW, fetch).unwrap().secret.expose(),
-            "one"
-        );
-        assert_eq!(
-            get_with(&config, HOST, NOW, fetch).unwrap().secret.expose(),
-            "one"
-        );
+        for _ in 0..2 {
+            let served = get_with(&config, HOST, NOW, fetch).unwrap();
+            assert_eq!(served.secret.expose(), "one");
+        }
+        assert_eq!(calls.get(), 1);
         let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        for _ in 0..2 {
+            let answer = get_with(&config, own_ecr, NOW + 10, fetch);
+            assert!(matches!(answer, Err(Error::NotFound)));
+        }
+        assert_eq!(calls.get(), 2, "asked once, then remembered");
+        let later = NOW + 10 + NOT_OURS_FOR.as_secs();
         assert!(matches!(
-            get_with(&config, own_ecr, NOW, fetch),
+            get_with(&config, own_ecr, later, fetch),
             Err(Error::NotFound)
         ));
+        assert_eq!(calls.get(), 3, "remembered for NOT_OURS_FOR only");
+        // The login's own host is still a hit.
+        get_with(&config, HOST, later, fetch).unwrap();
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn after_an_account_switch_the_new_registry_works_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        get_with(&config, HOST, NOW, |_| Ok(login("old account", 43_200))).unwrap();
+        let new_host = "210987654321.dkr.ecr.us-east-1.amazonaws.com";
+        let new_login = Login {
+            registry: new_host.into(),
+            ..login("new account", 43_200)
+        };
+        let served = get_with(&config, new_host, NOW + 1, |_| Ok(new_login.clone())).unwrap();
+        assert_eq!(served.secret.expose(), "new account");
+        // The new login is the cached one now: the old account's host is the one asked about.
+        let served = get_with(&config, new_host, NOW + 2, |_| panic!("cached")).unwrap();
+        assert_eq!(served.secret.expose(), "new account");
+    }
+
+    #[test]
+    fn erase_forgets_that_a_host_is_not_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        let calls = Cell::new(0);
+        let fetch = |_: &Region| {
+            calls.set(calls.get() + 1);
+            Ok(login("one", 43_200))
+        };
+        assert!(get_with(&config, own_ecr, NOW, fetch).is_err());
+        assert!(get_with(&config, own_ecr, NOW, fetch).is_err());
         assert_eq!(calls.get(), 1);
+        erase(&config, own_ecr).unwrap();
+        assert!(get_with(&config, own_ecr, NOW, fetch).is_err());
+        assert_eq!(calls.get(), 2, "asked again after erase");
+        // The login itself was kept: HOST is still served from the cache.
+        get_with(&config, HOST, NOW, |_| panic!("cached")).unwrap();
+    }
+
+    #[test]
+    fn when_the_api_fails_a_host_of_another_registry_is_not_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        get_with(&config, HOST, NOW, |_| Ok(login("one", 43_200))).unwrap();
+        let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        assert!(matches!(
+            get_with(&config, own_ecr, NOW, unreachable),
+            Err(Error::NotFound)
+        ));
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! old entry or the new one. Anything unreadable (missing, truncated, garbage, another format,
 //! a symlink, a FIFO) reads as "no entry" and is replaced by the next write.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustix::fs::OFlags;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::debug;
@@ -21,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::registry::Region;
 use crate::secret::Secret;
 
-/// Bumped whenever the file layout changes; other values read as "no entry".
+/// Bumped whenever the file layout changes incompatibly; other values read as "no entry".
 const FORMAT: u32 = 1;
 /// No entry is anywhere near this big; a bigger file is not ours.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
@@ -36,12 +38,39 @@ pub struct Login {
     pub expires_at: u64,
 }
 
+/// What one cache entry holds: a login, and the hosts recently confirmed not to be its registry
+/// (host to the Unix second until which that is believed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub login: Login,
+    pub not_ours: BTreeMap<String, u64>,
+}
+
+impl Entry {
+    /// Whether `host` was confirmed not to be this login's registry, and still is at `now`.
+    pub fn not_ours(&self, host: &str, now: u64) -> bool {
+        self.not_ours.get(host).is_some_and(|&until| now < until)
+    }
+}
+
+impl From<Login> for Entry {
+    fn from(login: Login) -> Entry {
+        Entry {
+            login,
+            not_ours: BTreeMap::new(),
+        }
+    }
+}
+
 /// The file: the login nested under a format number (not flattened: serde's flatten cannot
 /// read numbers with serde_json's `arbitrary_precision`, which keeps Docker's config exact).
+/// `not_ours` was added without a format change: older readers ignore it.
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct EntryFile {
     format: u32,
     login: Login,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    not_ours: BTreeMap<String, u64>,
 }
 
 /// How a cached login may be used at `now`.
@@ -66,52 +95,66 @@ impl Login {
     }
 }
 
-/// A cache directory that passed the safety checks.
+/// A cache directory that passed the safety checks, held open: every file in it is reached
+/// through this handle (`openat`), so the directory checked is the directory used.
 #[derive(Debug)]
 pub struct Cache {
+    /// For messages only.
     dir: PathBuf,
+    handle: OwnedFd,
 }
 
 impl Cache {
-    /// Opens (creating it 0700 if needed) a cache directory that is a real directory owned by
-    /// this user and writable by nobody else. Anything else is refused, saying why: callers that
-    /// only read go on without a cache rather than trust or write to someone else's files.
+    /// Opens a cache directory that is a real directory (not a symlink) owned by this user and
+    /// neither readable nor writable by anyone else, creating it (0700) if it is missing.
+    /// Anything else is refused, saying why, and left exactly as it is: callers that only read
+    /// go on without a cache rather than trust, expose or change someone else's files.
     pub fn open(dir: &Path) -> Result<Cache> {
         let refuse = |reason: String| Error::CacheRefused {
             dir: dir.to_path_buf(),
             reason,
         };
-        let metadata = match fs::symlink_metadata(dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|err| refuse(format!("cannot create it: {err}")))?;
-                fs::symlink_metadata(dir)
-            }
-            other => other,
+        if let Err(err) = DirBuilder::new().recursive(true).mode(0o700).create(dir)
+            && err.kind() != io::ErrorKind::AlreadyExists
+        {
+            return Err(refuse(format!("cannot create it: {err}")));
         }
-        .map_err(|err| refuse(format!("cannot read it: {err}")))?;
-        if metadata.file_type().is_symlink() {
-            return Err(refuse("it is a symbolic link".into()));
-        }
-        if !metadata.is_dir() {
-            return Err(refuse("it is not a directory".into()));
-        }
-        if metadata.uid() != rustix::process::geteuid().as_raw() {
+        let flags = OFlags::RDONLY
+            | OFlags::DIRECTORY
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC;
+        let own = |uid: u32| uid == rustix::process::geteuid().as_raw();
+        let handle = rustix::fs::open(dir, flags, Mode::empty()).map_err(|err| {
+            // Why it could not be opened, for the message only (the handle is what is used).
+            let found = rustix::fs::lstat(dir).ok();
+            let kind = found
+                .as_ref()
+                .map(|stat| FileType::from_raw_mode(stat.st_mode));
+            refuse(match (kind, found) {
+                (Some(FileType::Symlink), _) => "it is a symbolic link".into(),
+                (Some(kind), _) if kind != FileType::Directory => "it is not a directory".into(),
+                (_, Some(stat)) if !own(stat.st_uid) => "it is owned by another user".into(),
+                _ => format!("cannot open it: {}", io::Error::from(err)),
+            })
+        })?;
+        let stat = rustix::fs::fstat(&handle)
+            .map_err(|err| refuse(format!("cannot read it: {}", io::Error::from(err))))?;
+        if !own(stat.st_uid) {
             return Err(refuse("it is owned by another user".into()));
         }
-        if metadata.mode() & 0o022 != 0 {
+        let mode = stat.st_mode & 0o777;
+        if mode & 0o022 != 0 {
             return Err(refuse("it is writable by group or others".into()));
         }
-        if metadata.mode() & 0o777 != 0o700 {
-            // Ours, but readable by others (e.g. made by hand): tighten it.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|err| refuse(format!("cannot make it private: {err}")))?;
+        if mode & 0o044 != 0 {
+            return Err(refuse(format!(
+                "it is readable by group or others (mode {mode:o}); use a private directory (chmod 700)"
+            )));
         }
         Ok(Cache {
             dir: dir.to_path_buf(),
+            handle,
         })
     }
 
@@ -131,71 +174,98 @@ impl Cache {
     }
 
     /// The entry for logins fetched from the API in `region` with `identity`.
-    pub fn login_slot(&self, region: &Region, identity: &IdentitySource) -> Slot {
+    pub fn login_slot(&self, region: &Region, identity: &IdentitySource) -> Slot<'_> {
         let hash = Sha256::digest(identity.key.as_bytes());
         let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         self.slot(&format!("login-{region}-{hex}"))
     }
 
     /// The entry for credentials that `docker login` stored for `host`.
-    pub fn stored_slot(&self, host: &str) -> Slot {
+    pub fn stored_slot(&self, host: &str) -> Slot<'_> {
         self.slot(&format!("stored-{host}"))
     }
 
-    fn slot(&self, name: &str) -> Slot {
+    fn slot(&self, name: &str) -> Slot<'_> {
         Slot {
-            file: self.dir.join(format!("{name}.json")),
-            temp: self.dir.join(format!(".{name}.json.tmp")),
-            lock: self.dir.join(format!("{name}.lock")),
+            cache: self,
+            file: format!("{name}.json"),
+            temp: format!(".{name}.json.tmp"),
+            lock: format!("{name}.lock"),
         }
     }
 
     /// Every readable entry, stored or fetched, with its slot.
-    pub fn entries(&self) -> Vec<(Slot, Login)> {
-        let Ok(listing) = fs::read_dir(&self.dir) else {
+    pub fn entries(&self) -> Vec<(Slot<'_>, Entry)> {
+        let Ok(listing) = rustix::fs::Dir::read_from(&self.handle) else {
             return Vec::new();
         };
         listing
             .filter_map(|item| item.ok())
             .filter_map(|item| {
-                let name = item.file_name().into_string().ok()?;
+                let name = item.file_name().to_str().ok()?.to_string();
                 let stem = name.strip_suffix(".json")?;
                 if !(stem.starts_with("login-") || stem.starts_with("stored-")) {
                     return None;
                 }
                 let slot = self.slot(stem);
-                let login = slot.read()?;
-                Some((slot, login))
+                let entry = slot.read_entry()?;
+                Some((slot, entry))
             })
             .collect()
     }
+
+    /// Opens `name` in the cache directory, never following a symlink.
+    fn open_file(&self, name: &str, flags: OFlags) -> io::Result<File> {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(File::from(rustix::fs::openat(
+            &self.handle,
+            name,
+            flags,
+            Mode::from_raw_mode(0o600),
+        )?))
+    }
+
+    fn remove_file(&self, name: &str) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.handle, name, AtFlags::empty())?)
+    }
+
+    /// Makes renames and removals in the directory durable.
+    fn sync(&self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(&self.handle)?)
+    }
+
+    /// `name` in the directory, for messages.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
 }
 
-/// The files behind one cache entry: the entry, its temp file and its lock.
+/// The files behind one cache entry: the entry, its temp file and its lock, by name.
 #[derive(Debug)]
-pub struct Slot {
-    file: PathBuf,
-    temp: PathBuf,
-    lock: PathBuf,
+pub struct Slot<'a> {
+    cache: &'a Cache,
+    file: String,
+    temp: String,
+    lock: String,
 }
 
-impl Slot {
+impl Slot<'_> {
     pub fn read(&self) -> Option<Login> {
-        read_entry(&self.file)
+        self.read_entry().map(|entry| entry.login)
+    }
+
+    pub fn read_entry(&self) -> Option<Entry> {
+        read_entry(self.cache, &self.file)
     }
 
     /// Takes this entry's exclusive lock, waiting at most `timeout` for another process to
     /// finish. The OS drops the lock when its holder dies, however it dies.
     pub fn lock(&self, timeout: Duration) -> Result<Locked<'_>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-            .open(&self.lock)
-            .map_err(|err| Error::io("cannot open lock file", &self.lock, err))?;
+        let path = self.cache.path(&self.lock);
+        let file = self
+            .cache
+            .open_file(&self.lock, OFlags::RDWR | OFlags::CREATE)
+            .map_err(|err| Error::io("cannot open lock file", &path, err))?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         let mut logged = false;
@@ -204,25 +274,32 @@ impl Slot {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(err)) => {
-                    return Err(Error::io("cannot lock", &self.lock, err));
+                    return Err(Error::io("cannot lock", &path, err));
                 }
             }
             if !logged {
-                debug!("waiting for lock {}", self.lock.display());
+                debug!("waiting for lock {}", path.display());
                 logged = true;
             }
             if started.elapsed() >= timeout {
                 return Err(Error::LockTimeout {
-                    path: self.lock.clone(),
+                    path,
                     after: timeout,
                 });
             }
             std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
             pause = (pause * 2).min(Duration::from_millis(20));
         }
-        debug!("acquired lock {}", self.lock.display());
+        debug!("acquired lock {}", path.display());
         // A temp file here was left by a holder that died mid-write: nobody else writes it.
-        remove_if_present(&self.temp);
+        if let Err(err) = self.cache.remove_file(&self.temp)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            debug!(
+                "cannot remove {}: {err}",
+                self.cache.path(&self.temp).display()
+            );
+        }
         Ok(Locked {
             slot: self,
             _lock: file,
@@ -233,7 +310,7 @@ impl Slot {
 /// An entry whose lock this process holds: the only way to change it.
 #[derive(Debug)]
 pub struct Locked<'a> {
-    slot: &'a Slot,
+    slot: &'a Slot<'a>,
     _lock: File,
 }
 
@@ -242,59 +319,54 @@ impl Locked<'_> {
         self.slot.read()
     }
 
-    /// Replaces the entry atomically and durably: temp file, fsync, rename, fsync the directory.
+    pub fn read_entry(&self) -> Option<Entry> {
+        self.slot.read_entry()
+    }
+
     pub fn write(&self, login: &Login) -> io::Result<()> {
-        let entry = Entry {
+        self.write_entry(&Entry::from(login.clone()))
+    }
+
+    /// Replaces the entry atomically and durably: temp file, fsync, rename, fsync the directory.
+    pub fn write_entry(&self, entry: &Entry) -> io::Result<()> {
+        let file = EntryFile {
             format: FORMAT,
-            login: login.clone(),
+            login: entry.login.clone(),
+            not_ours: entry.not_ours.clone(),
         };
-        let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        let mut temp = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-            .open(&self.slot.temp)?;
-        // The mode above is subject to the umask only by narrowing; set it exactly anyway.
+        let json = serde_json::to_vec(&file)?;
+        let cache = self.slot.cache;
+        let mut temp = cache.open_file(
+            &self.slot.temp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
+        )?;
+        // The mode given at creation is narrowed by the umask only; set it exactly anyway.
         temp.set_permissions(fs::Permissions::from_mode(0o600))?;
         temp.write_all(&json)?;
         temp.sync_all()?;
         drop(temp);
-        fs::rename(&self.slot.temp, &self.slot.file)?;
-        sync_parent(&self.slot.file)
+        rustix::fs::renameat(
+            &cache.handle,
+            self.slot.temp.as_str(),
+            &cache.handle,
+            self.slot.file.as_str(),
+        )?;
+        cache.sync()
     }
 
     pub fn remove(&self) -> io::Result<()> {
-        match fs::remove_file(&self.slot.file) {
+        match self.slot.cache.remove_file(&self.slot.file) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-            _ => sync_parent(&self.slot.file),
+            _ => self.slot.cache.sync(),
         }
     }
 }
 
-fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
-fn remove_if_present(path: &Path) {
-    if let Err(err) = fs::remove_file(path)
-        && err.kind() != io::ErrorKind::NotFound
-    {
-        debug!("cannot remove {}: {err}", path.display());
-    }
-}
-
 /// Reads one entry, refusing to follow a symlink or block on a FIFO.
-fn read_entry(path: &Path) -> Option<Login> {
+fn read_entry(cache: &Cache, name: &str) -> Option<Entry> {
+    let path = cache.path(name);
     let result = (|| -> io::Result<Vec<u8>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
-            .open(path)?;
+        let file = cache.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
@@ -313,13 +385,16 @@ fn read_entry(path: &Path) -> Option<Login> {
             return None;
         }
     };
-    match serde_json::from_slice::<Entry>(&bytes) {
-        Ok(entry) if entry.format == FORMAT => Some(entry.login),
-        Ok(entry) => {
+    match serde_json::from_slice::<EntryFile>(&bytes) {
+        Ok(file) if file.format == FORMAT => Some(Entry {
+            login: file.login,
+            not_ours: file.not_ours,
+        }),
+        Ok(file) => {
             debug!(
                 "ignoring cache entry {}: format {} is not {FORMAT}",
                 path.display(),
-                entry.format
+                file.format
             );
             None
         }
@@ -340,6 +415,7 @@ fn read_entry(path: &Path) -> Option<Login> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn login(expires_at: u64) -> Login {
         Login {
@@ -385,28 +461,54 @@ mod tests {
             .write(&login(5))
             .unwrap();
         assert_eq!(slot.read(), Some(login(5)));
-        assert_eq!(fs::metadata(&slot.file).unwrap().mode() & 0o777, 0o600);
-        assert!(!slot.temp.exists());
+        let file = cache.path(&slot.file);
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        assert!(!cache.path(&slot.temp).exists());
         assert_eq!(
             cache
                 .entries()
                 .into_iter()
-                .map(|(_, l)| l)
+                .map(|(_, entry)| entry)
                 .collect::<Vec<_>>(),
-            vec![login(5)]
+            vec![Entry::from(login(5))]
         );
+    }
+
+    #[test]
+    fn hosts_not_ours_are_kept_with_the_login_until_their_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
+        let mut entry = Entry::from(login(5_000));
+        entry.not_ours.insert("other".into(), 1_000);
+        slot.lock(Duration::from_secs(1))
+            .unwrap()
+            .write_entry(&entry)
+            .unwrap();
+        let read = slot.read_entry().unwrap();
+        assert_eq!(read, entry);
+        assert!(read.not_ours("other", 999));
+        assert!(!read.not_ours("other", 1_000));
+        assert!(!read.not_ours("else", 0));
+        // An entry written before `not_ours` existed reads with none.
+        let old =
+            r#"{"format":1,"login":{"registry":"r","username":"u","secret":"s","expires_at":9}}"#;
+        fs::write(cache.path(&slot.file), old).unwrap();
+        assert!(slot.read_entry().unwrap().not_ours.is_empty());
     }
 
     #[test]
     fn unreadable_entries_read_as_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        let cache = Cache::open(tmp.path()).unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
         let slot = cache.login_slot(&region("us-east-1"), &identity());
-        let good = serde_json::to_string(&Entry {
+        let good = serde_json::to_string(&EntryFile {
             format: FORMAT,
             login: login(5),
+            not_ours: BTreeMap::new(),
         })
         .unwrap();
+        let file = cache.path(&slot.file);
         for bad in [
             String::new(),
             good[..good.len() / 2].to_string(),
@@ -416,17 +518,17 @@ mod tests {
             "[1,2,3]".into(),
             "x".repeat(100_000),
         ] {
-            fs::write(&slot.file, &bad).unwrap();
+            fs::write(&file, &bad).unwrap();
             assert_eq!(slot.read(), None, "{:?}", &bad[..bad.len().min(40)]);
         }
-        fs::write(&slot.file, &good).unwrap();
+        fs::write(&file, &good).unwrap();
         assert_eq!(slot.read(), Some(login(5)));
     }
 
     #[test]
     fn identities_and_regions_get_their_own_entries() {
         let tmp = tempfile::tempdir().unwrap();
-        let cache = Cache::open(tmp.path()).unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
         let other = IdentitySource {
             key: "profile\nprod".into(),
             description: String::new(),
@@ -440,7 +542,7 @@ mod tests {
     #[test]
     fn a_second_locker_waits_then_gives_up() {
         let tmp = tempfile::tempdir().unwrap();
-        let cache = Cache::open(tmp.path()).unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
         let slot = cache.login_slot(&region("us-east-1"), &identity());
         let held = slot.lock(Duration::from_secs(1)).unwrap();
         let err = slot.lock(Duration::from_millis(50)).unwrap_err();
@@ -466,8 +568,12 @@ mod tests {
         fs::write(&file, "").unwrap();
         assert!(refusal(&file).ends_with("it is not a directory"));
 
+        // Readable by others: refused, and its mode left as it is (it may be $HOME).
         fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(refusal(&real).contains("it is readable by group or others (mode 755)"));
+        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o755);
+
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
         assert!(Cache::open(&real).is_ok());
-        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o700);
     }
 }

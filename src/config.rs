@@ -56,11 +56,11 @@ pub struct IdentitySource {
 }
 
 impl Config {
-    /// Defaults with a cache in `dir`, for unit tests.
+    /// Defaults with a cache in a new folder under `dir`, for unit tests.
     #[cfg(test)]
     pub fn for_tests(dir: &std::path::Path) -> Config {
         Config {
-            cache_dir: Some(dir.to_path_buf()),
+            cache_dir: Some(dir.join("cache")),
             log_level: None,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             timeout: Duration::from_secs(5),

@@ -262,7 +262,7 @@ impl Lightsail {
         let region = self.region.clone();
         match &err {
             SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or("UnknownError").to_string();
+                let code = one_line(service.err().code().unwrap_or("UnknownError"));
                 let message = one_line(service.err().message().unwrap_or("no message"));
                 if code == "AccessDeniedException" {
                     Error::AccessDenied {

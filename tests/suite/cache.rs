@@ -73,11 +73,25 @@ fn default_location_is_the_xdg_cache_dir_private_whatever_the_umask() {
 }
 
 #[test]
-fn an_existing_cache_dir_open_to_others_is_made_private() {
-    let env = TestEnv::new();
+fn an_existing_cache_dir_open_to_others_is_refused_and_left_as_it_is() {
+    let mut env = TestEnv::new();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_LOG", "debug");
+    // As $HOME often is: ours, readable by others. Never ours to change.
     fs::set_permissions(env.cache_dir(), fs::Permissions::from_mode(0o755)).unwrap();
-    env.run(&["get"], env.registry_host(REGION)).credentials();
-    assert_eq!(mode(&env.cache_dir()), 0o700);
+    let host = env.registry_host(REGION);
+    for calls in [1, 2] {
+        let out = env.run(&["get"], &host);
+        out.credentials();
+        assert!(
+            out.stderr
+                .contains("it is readable by group or others (mode 755)"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(env.fake.login_calls(), calls, "no cache: the API answers");
+    }
+    assert_eq!(mode(&env.cache_dir()), 0o755);
+    assert_eq!(fs::read_dir(env.cache_dir()).unwrap().count(), 0);
 }
 
 #[test]
@@ -307,4 +321,45 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
         .fail_next(1, 400, "AccessDeniedException", "not allowed");
     assert_eq!(env.run(&["get"], &host).code, Some(1));
     assert_eq!(cache_contents(&env.cache_dir()), before);
+}
+
+#[test]
+fn after_an_account_switch_behind_the_same_profile_the_new_registry_works_at_once() {
+    let mut env = TestEnv::new();
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+    let credentials = |key_id: &str| {
+        format!(
+            "[default]\naws_access_key_id = {key_id}\naws_secret_access_key = Secret/{key_id}\n"
+        )
+    };
+    env.write_aws_credentials(&credentials("AKIASTAGING00000001"));
+    let staging = env.registry_host(REGION);
+    env.run(&["get"], &staging).credentials();
+
+    // The same profile now holds another account's keys (as after `aws sso login` elsewhere).
+    env.write_aws_credentials(&credentials("AKIAPRODUCTION00001"));
+    env.fake.set_account("210987654321");
+    let production = env.registry_host(REGION);
+    assert_ne!(production, staging);
+    let served = env.run(&["get"], &production).credentials();
+    assert_eq!(Some(&served.secret), env.fake.passwords().last());
+    assert_eq!(
+        env.fake.login_calls(),
+        2,
+        "one fresh login for the new host"
+    );
+    env.run(&["get"], &production).credentials();
+    assert_eq!(env.fake.login_calls(), 2, "then served from the cache");
+
+    // The old account's host is not this account's any more: asked once, then remembered.
+    for _ in 0..3 {
+        let out = env.run(&["get"], &staging);
+        assert_eq!(out.stdout, "credentials not found in native keychain\n");
+    }
+    assert_eq!(env.fake.login_calls(), 3);
+    // `erase` forgets that too: the next `get` asks again.
+    assert!(env.run(&["erase"], &staging).success());
+    env.run(&["get"], &staging);
+    assert_eq!(env.fake.login_calls(), 4);
 }

@@ -56,6 +56,14 @@ fn each_documented_api_exception_is_named() {
             "Wait",
             "Lightsail in us-east-1 refused the request (RegionSetupInProgressException): Wait",
         ),
+        // Control characters from outside (a terminal escape, a bell, a DEL, a C1 control)
+        // never reach the user's terminal or Docker's one-line error.
+        (
+            400,
+            "Odd\u{1b}[31mException\u{7f}",
+            "red\u{1b}[0m\u{7}bell\u{85}next\ttab",
+            "Lightsail in us-east-1 refused the request (Odd [31mException): red [0m bell next tab",
+        ),
     ];
     for (status, code, message, expected) in cases {
         let env = TestEnv::new();

@@ -287,7 +287,7 @@ impl Sandbox {
             .cache()
             .entries()
             .into_iter()
-            .map(|(_, login)| login.registry)
+            .map(|(_, entry)| entry.login.registry)
             .collect();
         held.sort();
         held
@@ -626,7 +626,7 @@ fn with_debug_log<T>(work: impl FnOnce() -> T) -> (T, String) {
 /// A valid entry exactly as the helper writes it (whatever its layout), for the mutations.
 fn valid_entry_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let cache = Cache::open(dir.path()).unwrap();
+    let cache = Cache::open(&dir.path().join("cache")).unwrap();
     let slot = cache.stored_slot(&host_of("us-east-1"));
     let login = Login {
         registry: host_of("us-east-1"),
@@ -638,7 +638,7 @@ fn valid_entry_bytes() -> Vec<u8> {
         .unwrap()
         .write(&login)
         .unwrap();
-    let file = fs::read_dir(dir.path())
+    let file = fs::read_dir(cache.dir())
         .unwrap()
         .map(|item| item.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "json"))

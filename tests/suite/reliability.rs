@@ -756,7 +756,7 @@ fn check_cache(dir: &Path, kills_allowed: bool, problems: &mut Vec<String>, roun
     let readable: BTreeMap<String, ()> = cache
         .entries()
         .into_iter()
-        .map(|(_, login)| (login.registry, ()))
+        .map(|(_, entry)| (entry.login.registry, ()))
         .collect();
     let mut temps = 0;
     let mut entries = 0;

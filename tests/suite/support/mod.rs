@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -58,6 +58,10 @@ impl TestEnv {
         for sub in ["home", "cache", "docker"] {
             fs::create_dir(dir.path().join(sub)).expect("cannot create a test subdirectory");
         }
+        // A cache directory others can read is refused: this one is private, as the helper
+        // would have made it.
+        fs::set_permissions(dir.path().join("cache"), fs::Permissions::from_mode(0o700))
+            .expect("cannot make the cache private");
         TestEnv {
             fake: FakeLightsail::new(),
             dir,
