@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::support::fake_lightsail::DEFAULT_EXPIRES_IN;
-use crate::support::{TestEnv, cache_contents};
+use crate::support::{TestEnv, cache_contents, snapshot};
 
 const REGION: &str = "us-east-1";
 
@@ -76,8 +76,12 @@ fn default_location_is_the_xdg_cache_dir_private_whatever_the_umask() {
 fn an_existing_cache_dir_open_to_others_is_refused_and_left_as_it_is() {
     let mut env = TestEnv::new();
     env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_LOG", "debug");
-    // As $HOME often is: ours, readable by others. Never ours to change.
-    fs::set_permissions(env.cache_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    // As $HOME often is: ours, readable by others, full of the user's files.
+    let home = env.home();
+    fs::write(home.join(".bashrc"), "export EDITOR=vi\n").unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR", &home);
+    let before = snapshot(&home);
     let host = env.registry_host(REGION);
     for calls in [1, 2] {
         let out = env.run(&["get"], &host);
@@ -90,8 +94,11 @@ fn an_existing_cache_dir_open_to_others_is_refused_and_left_as_it_is() {
         );
         assert_eq!(env.fake.login_calls(), calls, "no cache: the API answers");
     }
-    assert_eq!(mode(&env.cache_dir()), 0o755);
-    assert_eq!(fs::read_dir(env.cache_dir()).unwrap().count(), 0);
+    assert_eq!(
+        snapshot(&home),
+        before,
+        "nothing in it changed, its mode included"
+    );
 }
 
 #[test]
