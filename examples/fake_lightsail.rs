@@ -8,7 +8,9 @@
 //!
 //! Prints `http://127.0.0.1:<port>` as its first line, then serves until killed. `GET /__calls`
 //! answers the number of login calls so far, as text. With `--password`, every login returns
-//! that password (to match a real registry's htpasswd) instead of a unique one.
+//! that password (to match a real registry's htpasswd) instead of a unique one. `GET /__services`
+//! answers every container service as `GetContainerServices` would; new deployments settle after
+//! `--deploy-ms`, as ACTIVE or, with `--deploy-fails true`, FAILED.
 
 // A test tool, not the helper: it prints, and reads its own arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
@@ -24,7 +26,8 @@ use std::time::Duration;
 use fake_lightsail::FakeLightsail;
 
 const USAGE: &str = "usage: fake_lightsail [--port N] [--delay-ms N] [--fail-every N] \
-                     [--expires-in SECONDS] [--password PASSWORD]";
+                     [--expires-in SECONDS] [--password PASSWORD] [--deploy-ms N] \
+                     [--deploy-fails true|false]";
 
 #[derive(Default)]
 struct Options {
@@ -33,20 +36,24 @@ struct Options {
     fail_every: usize,
     expires_in: Option<i64>,
     password: Option<String>,
+    deploy_ms: Option<u64>,
+    deploy_fails: bool,
 }
 
-/// Parses `--flag value` pairs by hand: five options do not need an argument parser.
+/// Parses `--flag value` pairs by hand: seven options do not need an argument parser.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options::default();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let invalid = |_| format!("invalid value {value:?} for {flag}");
+        let invalid = |_: &dyn std::fmt::Debug| format!("invalid value {value:?} for {flag}");
         match flag.as_str() {
-            "--port" => options.port = value.parse().map_err(invalid)?,
-            "--delay-ms" => options.delay_ms = value.parse().map_err(invalid)?,
-            "--fail-every" => options.fail_every = value.parse().map_err(invalid)?,
-            "--expires-in" => options.expires_in = Some(value.parse().map_err(invalid)?),
+            "--port" => options.port = value.parse().map_err(|e| invalid(&e))?,
+            "--delay-ms" => options.delay_ms = value.parse().map_err(|e| invalid(&e))?,
+            "--fail-every" => options.fail_every = value.parse().map_err(|e| invalid(&e))?,
+            "--expires-in" => options.expires_in = Some(value.parse().map_err(|e| invalid(&e))?),
             "--password" => options.password = Some(value),
+            "--deploy-ms" => options.deploy_ms = Some(value.parse().map_err(|e| invalid(&e))?),
+            "--deploy-fails" => options.deploy_fails = value.parse().map_err(|e| invalid(&e))?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -77,6 +84,9 @@ fn main() -> ExitCode {
         fake.set_expires_in(seconds);
     }
     fake.set_password(options.password.as_deref());
+    if let Some(ms) = options.deploy_ms {
+        fake.set_deployment_outcome(Duration::from_millis(ms), options.deploy_fails);
+    }
 
     // Scripts read this line to learn the port: flush it at once.
     let mut stdout = std::io::stdout();

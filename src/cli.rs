@@ -1,8 +1,9 @@
-//! The command line: Docker's actions plus the `configure` and `register` commands.
+//! The command line: Docker's actions plus the `configure`, `register` and `push` commands.
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ENVIRONMENT;
+use crate::engine::EngineKind;
 use crate::registry::Region;
 
 /// Docker credential helper for Amazon Lightsail container service registries.
@@ -37,6 +38,8 @@ pub enum Command {
     Configure(ConfigureArgs),
     /// Register a pushed image with a Lightsail container service.
     Register(RegisterArgs),
+    /// Push a local image to a container service's registry, register it, and optionally deploy it.
+    Push(PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +69,38 @@ pub struct RegisterArgs {
     /// Print the whole containerImage object as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Name of the Lightsail container service.
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// Label of the image: 1 to 53 of a-z, 0-9 and '-', not starting or ending with '-'.
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+    /// AWS region of the service (default: the region of the current AWS profile).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<Region>,
+    /// The container engine whose image to push, through its own command line.
+    #[arg(long, value_enum, default_value_t = EngineKind::Docker)]
+    pub engine: EngineKind,
+    /// Then deploy it: the current deployment, with this container's image replaced.
+    #[arg(long, value_name = "CONTAINER")]
+    pub deploy: Option<String>,
+    /// With --deploy: return once Lightsail has accepted the deployment.
+    #[arg(long, requires = "deploy")]
+    pub no_wait: bool,
+    /// With --deploy: how long to wait for the deployment to become ACTIVE.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, requires = "deploy",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait_timeout: u64,
+    /// No progress on stderr: only the registered image name on stdout, or an error.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The local image to push (name:tag or id), built for linux/amd64.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 }
 
 /// The clap command with the environment variables appended to `--help`.

@@ -108,6 +108,71 @@ pub enum Error {
     #[error("unexpected answer from Lightsail in {region}: {reason}")]
     BadResponse { region: Region, reason: String },
 
+    // ---- push: the container engine and deployments ---------------------------------------------
+    #[error(
+        "{engine} is not on PATH: install it, or choose the engine with --engine docker|podman"
+    )]
+    EngineMissing { engine: &'static str },
+    #[error(
+        "{engine} is not running or cannot be reached ({detail}): start it, or check DOCKER_HOST and the current context"
+    )]
+    EngineNotRunning {
+        engine: &'static str,
+        detail: String,
+    },
+    #[error("{engine} {action} failed: {detail}")]
+    EngineFailed {
+        engine: &'static str,
+        action: &'static str,
+        detail: String,
+    },
+    #[error("{engine} has no image {image:?}: build it first, or check its name")]
+    NoSuchImage { engine: &'static str, image: String },
+    #[error(
+        "{image} is a {platform} image, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`"
+    )]
+    WrongPlatform { image: String, platform: String },
+    #[error("{engine} push did not say which digest the registry received")]
+    NoDigest { engine: &'static str },
+    #[error(
+        "container service {service} has no current deployment to update: deploy it once first (Lightsail console or `aws lightsail create-container-service-deployment`), or push without --deploy"
+    )]
+    NoDeployment { service: String },
+    #[error(
+        "the current deployment of {service} has no container named {container:?} (it has: {containers})"
+    )]
+    UnknownContainer {
+        service: String,
+        container: String,
+        containers: String,
+    },
+    #[error(
+        "a deployment of {service} is already in progress (version {version}, {state}): wait until it ends, then push again"
+    )]
+    DeploymentInProgress {
+        service: String,
+        version: i32,
+        state: String,
+    },
+    #[error(
+        "deployment {version} of {service} FAILED, and the service goes on running version {running}: see the container's logs with `aws lightsail get-container-log --service-name {service} --container-name {container}`"
+    )]
+    DeploymentFailed {
+        service: String,
+        version: i32,
+        running: String,
+        container: String,
+    },
+    #[error(
+        "deployment {version} of {service} is still {state} after {} s (--wait-timeout); Lightsail goes on with it: follow it with `aws lightsail get-container-services --service-name {service}`", .after.as_secs()
+    )]
+    DeploymentTimeout {
+        service: String,
+        version: i32,
+        state: String,
+        after: Duration,
+    },
+
     // ---- files ----------------------------------------------------------------------------------
     #[error("no cache directory to store credentials in: set HOME or {CACHE_DIR_VAR}")]
     NoCacheDir,

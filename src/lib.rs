@@ -13,10 +13,12 @@
 //! | [`actions`] | the protocol actions' decisions between cache and API, with `now` passed in |
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
-//! | [`lightsail`] | the AWS SDK and the async runtime: login, image registration, default region |
+//! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region |
 //! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
+//! | [`push`] | the `push` command: checks, push through the engine, register, deploy and wait |
+//! | [`engine`] | the user's `docker` or `podman`, driven through its command line |
 //! | [`error`] | the one error type; its messages are the contract |
 //! | [`secret`] | [`secret::Secret`]: a password that `Debug` never shows |
 //! | [`logging`] | debug logs on stderr, off unless asked for |
@@ -27,11 +29,13 @@ pub mod cli;
 pub mod config;
 pub mod configure;
 pub mod docker_config;
+pub mod engine;
 pub mod error;
 pub mod lightsail;
 pub mod logging;
 pub mod output;
 pub mod protocol;
+pub mod push;
 pub mod register;
 pub mod registry;
 pub mod secret;
@@ -70,6 +74,11 @@ pub fn run(
         Command::Register(args) => {
             return human(stdout, stderr, |config, output| {
                 register::register(config, &args, output)
+            });
+        }
+        Command::Push(args) => {
+            return human(stdout, stderr, |config, output| {
+                push::push(config, &args, now, output)
             });
         }
     };

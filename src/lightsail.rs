@@ -6,6 +6,7 @@
 //! the SDK's own `Debug` and error-context output carry raw response bodies, and the login
 //! response holds the password.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::time::Duration;
 
@@ -14,7 +15,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
+
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lightsail::types::{
+    Container, ContainerServiceDeployment, ContainerServiceEndpoint, EndpointRequest,
+};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use hickory_resolver::TokioResolver;
 use serde::Serialize;
@@ -223,17 +228,7 @@ impl Lightsail {
             .digest(digest)
             .send()
             .await
-            .map_err(|err| match self.api_error(err, "RegisterContainerImage") {
-                Error::Api { code, .. } if code == "NotFoundException" => Error::Api {
-                    region: self.region.clone(),
-                    code,
-                    message: format!(
-                        "no container service named '{service}' in {}: check the name, or pass --region",
-                        self.region
-                    ),
-                },
-                other => other,
-            })?;
+            .map_err(|err| self.service_error(err, "RegisterContainerImage", service))?;
         let image = output
             .container_image()
             .ok_or_else(|| self.bad_response("no containerImage in the answer"))?;
@@ -299,6 +294,203 @@ impl Lightsail {
             },
             SdkError::ResponseError(_) => self.bad_response("the answer could not be read"),
             _ => self.bad_response("the request could not be made"),
+        }
+    }
+}
+
+/// A Lightsail client for one region on a runtime of its own, for a command that makes several
+/// calls (`push`): credentials are resolved once, and each call is bounded by the timeout.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    lightsail: Lightsail,
+}
+
+/// A container service as `push` needs it: its state and deployments.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub state: String,
+    pub current: Option<Deployment>,
+    pub next: Option<Deployment>,
+}
+
+/// One deployment of a container service.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub version: i32,
+    /// ACTIVATING, ACTIVE, INACTIVE or FAILED.
+    pub state: String,
+    containers: HashMap<String, Container>,
+    public_endpoint: Option<ContainerServiceEndpoint>,
+}
+
+impl Deployment {
+    /// Its containers' names, sorted.
+    pub fn container_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.containers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl Session {
+    pub fn connect(config: &Config, region: &Region) -> Result<Session> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
+        let timeout = config.timeout + Duration::from_secs(1);
+        let lightsail = runtime.block_on(async {
+            tokio::time::timeout(timeout, Lightsail::connect(region, config))
+                .await
+                .unwrap_or(Err(api_timeout(region, config)))
+        })?;
+        Ok(Session { runtime, lightsail })
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.lightsail.region
+    }
+
+    pub fn registry_login(&self) -> Result<Login> {
+        self.call(self.lightsail.registry_login())
+    }
+
+    pub fn register_image(
+        &self,
+        service: &str,
+        label: &str,
+        digest: &str,
+    ) -> Result<ContainerImage> {
+        self.call(self.lightsail.register_image(service, label, digest))
+    }
+
+    /// `GetContainerServices` for one service.
+    pub fn service(&self, name: &str) -> Result<Service> {
+        self.call(self.lightsail.service(name))
+    }
+
+    /// `CreateContainerServiceDeployment`: the service's current deployment, every container,
+    /// its command, environment and ports, and the public endpoint with its health check, with
+    /// only `container`'s image changed to `image`. Returns the new deployment.
+    pub fn deploy(&self, service: &Service, container: &str, image: &str) -> Result<Deployment> {
+        self.call(self.lightsail.deploy(service, container, image))
+    }
+
+    fn call<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let lightsail = &self.lightsail;
+        self.runtime.block_on(async {
+            tokio::time::timeout(lightsail.timeout + Duration::from_secs(1), work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        region: lightsail.region.clone(),
+                        after: lightsail.timeout,
+                    })
+                })
+        })
+    }
+}
+
+impl Lightsail {
+    async fn service(&self, name: &str) -> Result<Service> {
+        let output = self
+            .client
+            .get_container_services()
+            .service_name(name)
+            .send()
+            .await
+            .map_err(|err| self.service_error(err, "GetContainerServices", name))?;
+        let service = output
+            .container_services()
+            .iter()
+            .find(|service| service.container_service_name() == Some(name))
+            .ok_or_else(|| self.bad_response("the answer does not describe the service"))?;
+        let deployment = |deployment: Option<&ContainerServiceDeployment>| {
+            deployment.map(|deployment| Deployment {
+                version: deployment.version().unwrap_or(0),
+                state: deployment
+                    .state()
+                    .map(|state| state.as_str().to_string())
+                    .unwrap_or_default(),
+                containers: deployment.containers().cloned().unwrap_or_default(),
+                public_endpoint: deployment.public_endpoint().cloned(),
+            })
+        };
+        Ok(Service {
+            name: name.to_string(),
+            state: service
+                .state()
+                .map(|state| state.as_str().to_string())
+                .unwrap_or_default(),
+            current: deployment(service.current_deployment()),
+            next: deployment(service.next_deployment()),
+        })
+    }
+
+    async fn deploy(&self, service: &Service, container: &str, image: &str) -> Result<Deployment> {
+        let current = service
+            .current
+            .as_ref()
+            .ok_or_else(|| self.bad_response("the service has no current deployment"))?;
+        let mut containers = current.containers.clone();
+        let target = containers
+            .get_mut(container)
+            .ok_or_else(|| self.bad_response("the container is not in the deployment"))?;
+        target.image = Some(image.to_string());
+        let public_endpoint = match &current.public_endpoint {
+            Some(endpoint) => Some(
+                EndpointRequest::builder()
+                    .set_container_name(endpoint.container_name.clone())
+                    .set_container_port(endpoint.container_port)
+                    .set_health_check(endpoint.health_check.clone())
+                    .build()
+                    .map_err(|_| self.bad_response("the public endpoint is incomplete"))?,
+            ),
+            None => None,
+        };
+        let output = self
+            .client
+            .create_container_service_deployment()
+            .service_name(&service.name)
+            .set_containers(Some(containers.clone()))
+            .set_public_endpoint(public_endpoint)
+            .send()
+            .await
+            .map_err(|err| {
+                self.service_error(err, "CreateContainerServiceDeployment", &service.name)
+            })?;
+        let next = output
+            .container_service()
+            .and_then(|service| service.next_deployment())
+            .ok_or_else(|| self.bad_response("the answer has no nextDeployment"))?;
+        Ok(Deployment {
+            version: next.version().unwrap_or(0),
+            state: next
+                .state()
+                .map(|state| state.as_str().to_string())
+                .unwrap_or_default(),
+            containers,
+            public_endpoint: current.public_endpoint.clone(),
+        })
+    }
+
+    /// `api_error`, naming the service when Lightsail says it does not exist.
+    fn service_error<E, R>(&self, err: SdkError<E, R>, action: &'static str, service: &str) -> Error
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match self.api_error(err, action) {
+            Error::Api { code, .. } if code == "NotFoundException" => Error::Api {
+                region: self.region.clone(),
+                code,
+                message: format!(
+                    "no container service named '{service}' in {}: check the name, or pass --region",
+                    self.region
+                ),
+            },
+            other => other,
         }
     }
 }

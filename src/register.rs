@@ -23,7 +23,7 @@ pub fn register(config: &Config, args: &RegisterArgs, output: &mut Output) -> Re
 
 /// Lightsail's rule for service names and labels: lowercase letters, digits and '-', not at
 /// either end.
-fn check_name(what: &'static str, value: &str, max: usize) -> Result<()> {
+pub(crate) fn check_name(what: &'static str, value: &str, max: usize) -> Result<()> {
     let valid = (1..=max).contains(&value.len())
         && value
             .bytes()

@@ -494,6 +494,51 @@ def check_register(url):
               f"wire {raw_created!r}, parsed {created!r}")
 
 
+def check_services_and_deployments(url):
+    """GetContainerServices and CreateContainerServiceDeployment, as `push --deploy` uses them."""
+    client, wire = client_for(url)
+    result = client.get_container_services(serviceName="hello")
+    check_sent_request(wire, "GetContainerServices", "services")
+    body = check_wire_response(client, wire, "GetContainerServices", "services")
+    services = result.get("containerServices", [])
+    check(len(services) == 1 and services[0].get("containerServiceName") == "hello",
+          "services: exactly the service asked for", f"got {services!r}")
+    current = services[0].get("currentDeployment", {}) if services else {}
+    check(current.get("state") == "ACTIVE" and "web" in current.get("containers", {}),
+          "services: an ACTIVE current deployment with a web container", f"got {current!r}")
+    raw_created = ((body or {}).get("containerServices") or [{}])[0].get("createdAt")
+    check(is_number(raw_created), "services: createdAt is an epoch number on the wire",
+          f"got {raw_created!r}")
+
+    image = client.register_container_image(serviceName="hello", label="web", digest=DIGEST)
+    image = image["containerImage"]["image"]
+    containers = {name: dict(spec) for name, spec in current.get("containers", {}).items()}
+    containers["web"]["image"] = image
+    endpoint = dict(current.get("publicEndpoint", {}))
+    result = client.create_container_service_deployment(
+        serviceName="hello", containers=containers, publicEndpoint=endpoint)
+    check_sent_request(wire, "CreateContainerServiceDeployment", "deploy")
+    check_wire_response(client, wire, "CreateContainerServiceDeployment", "deploy")
+    nxt = result.get("containerService", {}).get("nextDeployment", {})
+    check(nxt.get("state") == "ACTIVATING" and nxt.get("containers", {}).get("web", {}).get("image") == image,
+          "deploy: the new deployment is the nextDeployment, ACTIVATING, with the new image",
+          f"got {nxt!r}")
+    expect_client_error(
+        "deploy while a deployment is in progress",
+        lambda: client.create_container_service_deployment(
+            serviceName="hello", containers=containers, publicEndpoint=endpoint),
+        "InvalidInputException", wire, client)
+    expect_client_error(
+        "deploy an image that was never registered",
+        lambda: client.create_container_service_deployment(
+            serviceName="hello", containers={"web": {"image": ":hello.web.999"}}),
+        "InvalidInputException", wire, client)
+    expect_client_error(
+        "services of an unknown service",
+        lambda: client.get_container_services(serviceName="nosuch"),
+        "NotFoundException", wire, client)
+
+
 def expect_client_error(label, call, code, wire, client, status=None, exception_class=None):
     """Runs `call`, which must raise botocore's ClientError `code` with a message."""
     status = status if status is not None else DOCUMENTED_STATUS.get(code)
@@ -743,6 +788,7 @@ def main():
     run_check("login", lambda: check_login(url))
     run_check("register", lambda: check_register(url))
     run_check("errors", lambda: check_errors(url))
+    run_check("services and deployments", lambda: check_services_and_deployments(url))
     run_check("--fail-every", lambda: check_fail_every(failing))
     run_check("refusals", lambda: check_refusals(url))
     run_check("headers", check_headers_seen)

@@ -19,6 +19,7 @@ mod hostile_env;
 mod man_page;
 mod properties;
 mod protocol;
+mod push;
 mod real_clients;
 mod reliability;
 mod tls;

@@ -31,6 +31,7 @@ fn version_help_and_usage() {
         "version",
         "configure",
         "register",
+        "push",
         "help",
     ];
     assert_eq!(

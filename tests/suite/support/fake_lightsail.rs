@@ -18,7 +18,7 @@
 //! `examples/fake_lightsail.rs`; it depends on std and serde_json only.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -32,6 +32,10 @@ use serde_json::{Value, json};
 pub const LOGIN: &str = "CreateContainerServiceRegistryLogin";
 /// Operation name of the image registration call.
 pub const REGISTER: &str = "RegisterContainerImage";
+/// Operation name of the call that describes container services.
+pub const GET_SERVICES: &str = "GetContainerServices";
+/// Operation name of the call that starts a deployment.
+pub const DEPLOY: &str = "CreateContainerServiceDeployment";
 /// Account that owns the fake registries unless `set_account` says otherwise.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
 /// Logins expire this long after they are issued, like the real ones, unless `set_expires_in`.
@@ -167,9 +171,30 @@ impl FakeLightsail {
             .update(|s| s.known_access_keys = keys.map(to_string_set));
     }
 
-    /// The container services `RegisterContainerImage` knows.
+    /// The container services that exist, each with the default deployment (see
+    /// `default_deployment`).
     pub fn set_services(&self, names: &[&str]) {
-        self.shared.update(|s| s.services = to_string_set(names));
+        self.shared.update(|s| s.services = Services::new(names));
+    }
+
+    /// Replaces a service's current deployment (`containers` and `publicEndpoint`, as the API
+    /// writes them), or removes it with `None`.
+    pub fn set_deployment(&self, service: &str, deployment: Option<Value>) {
+        self.shared
+            .update(|s| s.services.set_current(service, deployment));
+    }
+
+    /// New deployments turn ACTIVE (or FAILED, with `fails`) this long after they are made.
+    pub fn set_deployment_outcome(&self, after: Duration, fails: bool) {
+        self.shared.update(|s| {
+            s.services.settle_after = after;
+            s.services.fail = fails;
+        });
+    }
+
+    /// Every service as `GetContainerServices` describes it now.
+    pub fn services(&self) -> Value {
+        self.shared.update(|s| s.services.describe(None))
     }
 
     /// Waits this long before answering each accepted request.
@@ -353,7 +378,7 @@ struct State {
     fixed_password: Option<String>,
     expect_region: Option<String>,
     known_access_keys: Option<HashSet<String>>,
-    services: HashSet<String>,
+    services: Services,
     delay: Duration,
     mode: Mode,
     fail_every: usize,
@@ -379,7 +404,7 @@ impl Default for State {
             fixed_password: None,
             expect_region: None,
             known_access_keys: None,
-            services: to_string_set(DEFAULT_SERVICES),
+            services: Services::new(DEFAULT_SERVICES),
             delay: Duration::ZERO,
             mode: Mode::Normal,
             fail_every: 0,
@@ -456,6 +481,16 @@ impl State {
         Response::json(json!({ "registryLogin": login }))
     }
 
+    /// The names of every registered image (`:service.label.N`).
+    fn registered_images(&self) -> HashSet<String> {
+        self.image_versions
+            .iter()
+            .flat_map(|((service, label), last)| {
+                (1..=*last).map(move |n| format!(":{service}.{label}.{n}"))
+            })
+            .collect()
+    }
+
     fn register(&mut self, body: &[u8]) -> Response {
         let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::to_string);
@@ -478,12 +513,8 @@ impl State {
                 ),
             );
         }
-        if !self.services.contains(&service) {
-            return Response::error(
-                400,
-                "NotFoundException",
-                &format!("The container service \"{service}\" does not exist."),
-            );
+        if !self.services.exists(&service) {
+            return not_found(&service);
         }
         let version = self
             .image_versions
@@ -498,6 +529,14 @@ impl State {
             }
         }))
     }
+}
+
+fn not_found(service: &str) -> Response {
+    Response::error(
+        400,
+        "NotFoundException",
+        &format!("The container service \"{service}\" does not exist."),
+    )
 }
 
 /// Lightsail image labels: 1-53 chars of `a-z0-9-`, no hyphen at either end.
@@ -595,6 +634,9 @@ fn handle(request: &Request, shared: &Shared) -> Reply {
         ("GET", "/__calls") => {
             Reply::Whole(Response::text(format!("{}\n", shared.lock().calls(LOGIN))))
         }
+        ("GET", "/__services") => {
+            Reply::Whole(Response::json(shared.update(|s| s.services.describe(None))))
+        }
         ("POST", "/") => handle_operation(request, shared),
         _ => Reply::Whole(Response::error(
             404,
@@ -641,10 +683,16 @@ fn handle_operation(request: &Request, shared: &Shared) -> Reply {
         Response::error(failure.status, &failure.error_type, &failure.message)
     } else if state.mode == Mode::MalformedBody {
         Response::json_text(MALFORMED_BODY.to_string())
-    } else if operation == LOGIN {
-        state.login(shared.port, &region)
     } else {
-        state.register(&request.body)
+        match operation {
+            LOGIN => state.login(shared.port, &region),
+            REGISTER => state.register(&request.body),
+            GET_SERVICES => state.services.get(&request.body),
+            _ => {
+                let images = state.registered_images();
+                state.services.deploy(&request.body, &images)
+            }
+        }
     };
     match state.mode {
         Mode::Drip => Reply::Drip(response),
@@ -689,7 +737,7 @@ fn validate(target: &str, scope: Option<&SigV4Scope>, state: &State) -> Result<S
         ));
     }
     match target.strip_prefix(TARGET_PREFIX) {
-        Some(LOGIN | REGISTER) => Ok(scope.region.clone()),
+        Some(LOGIN | REGISTER | GET_SERVICES | DEPLOY) => Ok(scope.region.clone()),
         _ => Err(Response::error(
             400,
             "UnknownOperationException",
@@ -934,6 +982,216 @@ fn http_date(secs: i64) -> String {
         time / 60 % 60,
         time % 60
     )
+}
+
+// ---- container services and deployments -------------------------------------------------------
+
+/// The container services, each with its current and next deployment, as
+/// `GetContainerServices` and `CreateContainerServiceDeployment` see them.
+struct Services {
+    services: BTreeMap<String, Service>,
+    /// A new deployment settles (ACTIVE, or FAILED with `fail`) this long after it is made.
+    settle_after: Duration,
+    fail: bool,
+}
+
+struct Service {
+    current: Option<Value>,
+    /// The deployment being made, and when it settles.
+    next: Option<(Value, std::time::Instant)>,
+    last_version: i64,
+}
+
+/// The deployment every fake service starts with: two containers, the first public, with
+/// every field a deployment can have, so that a copy that drops one shows.
+pub fn default_deployment(service: &str) -> Value {
+    json!({
+        "containers": {
+            "web": {
+                "image": format!(":{service}.web.1"),
+                "command": ["serve", "--port", "80"],
+                "environment": { "MODE": "production", "GREETING": "hello world" },
+                "ports": { "80": "HTTP" }
+            },
+            "cache": {
+                "image": "redis:7",
+                "command": [],
+                "environment": {},
+                "ports": { "6379": "TCP" }
+            }
+        },
+        "publicEndpoint": {
+            "containerName": "web",
+            "containerPort": 80,
+            "healthCheck": {
+                "healthyThreshold": 2,
+                "unhealthyThreshold": 3,
+                "timeoutSeconds": 4,
+                "intervalSeconds": 6,
+                "path": "/health",
+                "successCodes": "200-299"
+            }
+        }
+    })
+}
+
+impl Services {
+    fn new(names: &[&str]) -> Services {
+        let services = names
+            .iter()
+            .map(|name| {
+                let mut current = default_deployment(name);
+                current["version"] = json!(1);
+                current["state"] = json!("ACTIVE");
+                current["createdAt"] = json!(now_epoch_secs());
+                let service = Service {
+                    current: Some(current),
+                    next: None,
+                    last_version: 1,
+                };
+                (name.to_string(), service)
+            })
+            .collect();
+        Services {
+            services,
+            settle_after: Duration::from_millis(200),
+            fail: false,
+        }
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
+    fn set_current(&mut self, name: &str, deployment: Option<Value>) {
+        if let Some(service) = self.services.get_mut(name) {
+            service.current = deployment.map(|mut deployment| {
+                service.last_version += 1;
+                deployment["version"] = json!(service.last_version);
+                deployment["state"] = json!("ACTIVE");
+                deployment["createdAt"] = json!(now_epoch_secs());
+                deployment
+            });
+        }
+    }
+
+    /// Settles deployments whose time has come, then describes `only` (or every) service.
+    fn describe(&mut self, only: Option<&str>) -> Value {
+        let fail = self.fail;
+        let now = std::time::Instant::now();
+        let mut described = Vec::new();
+        for (name, service) in &mut self.services {
+            if let Some((next, settles_at)) = &mut service.next
+                && now >= *settles_at
+                && next["state"] == "ACTIVATING"
+            {
+                if fail {
+                    next["state"] = json!("FAILED");
+                } else {
+                    next["state"] = json!("ACTIVE");
+                    if let Some(old) = &mut service.current {
+                        old["state"] = json!("INACTIVE");
+                    }
+                    service.current = service.next.take().map(|(next, _)| next);
+                }
+            }
+            if only.is_some_and(|only| only != name) {
+                continue;
+            }
+            let deploying = service
+                .next
+                .as_ref()
+                .is_some_and(|(next, _)| next["state"] == "ACTIVATING");
+            let mut described_service = json!({
+                "containerServiceName": name,
+                "arn": format!("arn:aws:lightsail:us-east-1:{DEFAULT_ACCOUNT}:ContainerService/{name}"),
+                "createdAt": now_epoch_secs() - 86_400,
+                "location": { "availabilityZone": "all", "regionName": "us-east-1" },
+                "resourceType": "ContainerService",
+                "power": "nano",
+                "scale": 1,
+                "state": if deploying { "DEPLOYING" } else { "RUNNING" },
+                "isDisabled": false,
+                "url": format!("https://{name}.fake.us-east-1.cs.amazonlightsail.com/"),
+            });
+            if let Some(current) = &service.current {
+                described_service["currentDeployment"] = current.clone();
+            }
+            if let Some((next, _)) = &service.next {
+                described_service["nextDeployment"] = next.clone();
+            }
+            described.push(described_service);
+        }
+        json!({ "containerServices": described })
+    }
+
+    fn get(&mut self, body: &[u8]) -> Response {
+        let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let only = input.get("serviceName").and_then(Value::as_str);
+        if let Some(name) = only
+            && !self.exists(name)
+        {
+            return not_found(name);
+        }
+        Response::json(self.describe(only))
+    }
+
+    fn deploy(&mut self, body: &[u8], registered: &HashSet<String>) -> Response {
+        let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let invalid = |message: &str| Response::error(400, "InvalidInputException", message);
+        let Some(name) = input.get("serviceName").and_then(Value::as_str) else {
+            return invalid("serviceName is required.");
+        };
+        if !self.exists(name) {
+            return not_found(name);
+        }
+        self.describe(Some(name));
+        let Some(containers) = input.get("containers").and_then(Value::as_object) else {
+            return invalid("containers are required.");
+        };
+        for (container, spec) in containers {
+            let image = spec.get("image").and_then(Value::as_str).unwrap_or("");
+            if image.starts_with(':') && !registered.contains(image) {
+                return invalid(&format!(
+                    "The image \"{image}\" of container \"{container}\" is not registered."
+                ));
+            }
+        }
+        if let Some(public) = input.get("publicEndpoint") {
+            let container = public["containerName"].as_str().unwrap_or("");
+            if !containers.contains_key(container) {
+                return invalid(&format!(
+                    "The public endpoint's container \"{container}\" is not in the deployment."
+                ));
+            }
+        }
+        let (settle_after, service) = (self.settle_after, self.services.get_mut(name));
+        let Some(service) = service else {
+            return not_found(name);
+        };
+        if service
+            .next
+            .as_ref()
+            .is_some_and(|(next, _)| next["state"] == "ACTIVATING")
+        {
+            return invalid(
+                "Your container service is being deployed. Try again when it is RUNNING.",
+            );
+        }
+        service.last_version += 1;
+        let mut next = json!({
+            "version": service.last_version,
+            "state": "ACTIVATING",
+            "containers": containers,
+            "createdAt": now_epoch_secs(),
+        });
+        if let Some(public) = input.get("publicEndpoint") {
+            next["publicEndpoint"] = public.clone();
+        }
+        service.next = Some((next, std::time::Instant::now() + settle_after));
+        let described = self.describe(Some(name));
+        Response::json(json!({ "containerService": described["containerServices"][0] }))
+    }
 }
 
 #[cfg(test)]

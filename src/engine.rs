@@ -1,0 +1,357 @@
+//! The user's container engine, driven through its own command line (`docker`, or `podman` on
+//! request), so that `DOCKER_HOST`, Docker contexts and remote engines work as the user set them
+//! up. The registry password reaches the engine in a private temporary file, never on a command
+//! line (anyone can read those in `ps`), and the user's own configuration is not touched.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use serde_json::{Map, Value, json};
+
+use crate::cache::Login;
+use crate::config::{Config, DOCKER_CONFIG_VAR};
+use crate::error::{Error, Result, one_line};
+
+/// Which engine client `push` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+}
+
+/// A local image as the engine describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// `os/architecture`, as in `linux/amd64`.
+    pub platform: String,
+    /// How many repository tags it has: an image known only by its id has none, and removing
+    /// the only tag would delete it.
+    pub tags: usize,
+}
+
+pub struct Engine {
+    kind: EngineKind,
+    program: PathBuf,
+    /// The user's Docker config folder, for the current context (docker only).
+    docker_config_dir: Option<PathBuf>,
+}
+
+impl Engine {
+    /// The engine's client on `PATH`.
+    pub fn find(kind: EngineKind, config: &Config) -> Result<Engine> {
+        let program = config
+            .search_path
+            .iter()
+            .map(|dir| dir.join(kind.name()))
+            .find(|path| path.is_file())
+            .ok_or(Error::EngineMissing {
+                engine: kind.name(),
+            })?;
+        Ok(Engine {
+            kind,
+            program,
+            docker_config_dir: config.docker_config_dir.clone(),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The local image `image`: its platform and how many tags it has.
+    pub fn inspect(&self, image: &str) -> Result<LocalImage> {
+        let format = "{{.Os}}/{{.Architecture}} {{len .RepoTags}}";
+        let out = self
+            .run("inspect", &["image", "inspect", "--format", format, image])
+            .map_err(|err| match err {
+                Error::EngineFailed { detail, .. } if is_missing_image(&detail) => {
+                    Error::NoSuchImage {
+                        engine: self.name(),
+                        image: one_line(image),
+                    }
+                }
+                other => other,
+            })?;
+        let mut words = out.split_whitespace();
+        match (words.next(), words.next().and_then(|n| n.parse().ok())) {
+            (Some(platform), Some(tags)) => Ok(LocalImage {
+                platform: platform.to_string(),
+                tags,
+            }),
+            _ => Err(Error::EngineFailed {
+                engine: self.name(),
+                action: "image inspect",
+                detail: format!("unexpected answer {:?}", one_line(&out)),
+            }),
+        }
+    }
+
+    pub fn tag(&self, image: &str, target: &str) -> Result<()> {
+        self.run("tag", &["tag", image, target]).map(drop)
+    }
+
+    /// Removes the tag `target` only (the image stays under its other names).
+    pub fn untag(&self, image: &str, target: &str) -> Result<()> {
+        let args: &[&str] = match self.kind {
+            EngineKind::Docker => &["image", "rm", target],
+            EngineKind::Podman => &["untag", image, target],
+        };
+        self.run("untag", args).map(drop)
+    }
+
+    /// Pushes `target` with `login`'s credentials; every line of the engine's progress goes to
+    /// `progress`. Returns the digest of the manifest the registry received.
+    pub fn push(
+        &self,
+        target: &str,
+        login: &Login,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<String> {
+        let private = private_dir()?;
+        let auth = json!({ "auths": { login.registry.as_str(): {
+            "auth": aws_smithy_types::base64::encode(
+                format!("{}:{}", login.username, login.secret.expose())
+            )
+        }}});
+        let mut command = Command::new(&self.program);
+        let digest_file = private.path().join("digest");
+        match self.kind {
+            EngineKind::Docker => {
+                let mut config = auth;
+                if let Some(context) = self.current_context() {
+                    config["currentContext"] = Value::String(context);
+                    if let Some(user) = &self.docker_config_dir {
+                        link_contexts(&user.join("contexts"), &private.path().join("contexts"));
+                    }
+                }
+                write_private(&private.path().join("config.json"), &config)?;
+                command
+                    .env(DOCKER_CONFIG_VAR, private.path())
+                    .args(["push", target]);
+            }
+            EngineKind::Podman => {
+                let auth_file = private.path().join("auth.json");
+                write_private(&auth_file, &auth)?;
+                command
+                    .arg("push")
+                    .arg("--authfile")
+                    .arg(&auth_file)
+                    .arg("--digestfile")
+                    .arg(&digest_file)
+                    .arg(target);
+            }
+        }
+        let (status, last_error, printed) = self.stream(command, progress)?;
+        if !status {
+            return Err(Error::EngineFailed {
+                engine: self.name(),
+                action: "push",
+                detail: last_error,
+            });
+        }
+        let digest = match self.kind {
+            EngineKind::Docker => printed.iter().find_map(|line| digest_in(line)),
+            EngineKind::Podman => fs::read_to_string(&digest_file)
+                .ok()
+                .and_then(|text| digest_in(&format!("digest: {}", text.trim()))),
+        };
+        digest.ok_or(Error::NoDigest {
+            engine: self.name(),
+        })
+    }
+
+    /// The current Docker context named in the user's config.json, if any: a private config
+    /// folder must not lose it.
+    fn current_context(&self) -> Option<String> {
+        let text = fs::read_to_string(self.docker_config_dir.as_ref()?.join("config.json")).ok()?;
+        let doc: Map<String, Value> = serde_json::from_str(&text).ok()?;
+        doc.get("currentContext")?.as_str().map(str::to_string)
+    }
+
+    /// Runs the engine and returns its stdout; a failure is one line from its stderr.
+    fn run(&self, action: &'static str, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| Error::io("cannot run", &self.program, err))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(self.failure(action, last_line(&stderr)))
+    }
+
+    /// Runs `command`, passing every output line to `progress` as it comes. Returns whether it
+    /// succeeded, its last stderr line, and its stdout lines.
+    fn stream(
+        &self,
+        mut command: Command,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(bool, String, Vec<String>)> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| Error::io("cannot run", &self.program, err))?;
+        let (lines, received) = mpsc::channel();
+        let readers = [
+            child
+                .stdout
+                .take()
+                .map(|pipe| read_lines(pipe, false, lines.clone())),
+            child
+                .stderr
+                .take()
+                .map(|pipe| read_lines(pipe, true, lines)),
+        ];
+        let (mut printed, mut last_error) = (Vec::new(), String::new());
+        for (is_stderr, line) in received {
+            progress(&line);
+            if is_stderr {
+                if !line.trim().is_empty() {
+                    last_error = line;
+                }
+            } else {
+                printed.push(line);
+            }
+        }
+        for reader in readers.into_iter().flatten() {
+            let _ = reader.join();
+        }
+        let status = child
+            .wait()
+            .map_err(|err| Error::io("cannot wait for", &self.program, err))?;
+        if !status.success() && last_error.is_empty() {
+            last_error = format!("exit status {status}");
+        }
+        let last_error = match self.failure("push", &last_error) {
+            Error::EngineFailed { detail, .. } => detail,
+            other => other.to_string(),
+        };
+        Ok((status.success(), last_error, printed))
+    }
+
+    /// The error for a failed engine command, telling "the engine is not running" apart.
+    fn failure(&self, action: &'static str, stderr_line: &str) -> Error {
+        let detail = one_line(stderr_line);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("cannot connect to the docker daemon")
+            || lower.contains("is the docker daemon running")
+            || lower.contains("connection refused")
+            || lower.contains("unable to connect to podman")
+        {
+            Error::EngineNotRunning {
+                engine: self.name(),
+                detail,
+            }
+        } else {
+            Error::EngineFailed {
+                engine: self.name(),
+                action,
+                detail,
+            }
+        }
+    }
+}
+
+fn read_lines(
+    pipe: impl Read + Send + 'static,
+    is_stderr: bool,
+    lines: mpsc::Sender<(bool, String)>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if lines.send((is_stderr, line)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no message")
+}
+
+fn is_missing_image(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("no such image") || lower.contains("image not known")
+}
+
+/// The `sha256:<64 hex>` after `digest: ` in a line of push output.
+fn digest_in(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("digest: sha256:")?;
+    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    (hex.len() == 64).then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+/// A folder only this user can read, removed when dropped.
+fn private_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("docker-credential-lightsail-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|err| {
+            Error::io(
+                "cannot create a private folder in",
+                std::env::temp_dir(),
+                err,
+            )
+        })
+}
+
+/// Writes `value` to a new file that only this user can read.
+fn write_private(path: &Path, value: &Value) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(&serde_json::to_vec(value)?)
+    };
+    write().map_err(|err| Error::io("cannot write", path, err))
+}
+
+/// Makes the user's Docker contexts visible from the private config folder; without them the
+/// engine falls back to the default context, which is at worst what it would use anyway.
+fn link_contexts(user_contexts: &Path, private: &Path) {
+    if user_contexts.is_dir() {
+        let _ = std::os::unix::fs::symlink(user_contexts, private);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_read_from_push_output() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            digest_in(&format!("e2e-1: digest: sha256:{hex} size: 528")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(digest_in("e2e-1: digest: sha256:abc size: 528"), None);
+        assert_eq!(digest_in("Pushed"), None);
+    }
+}

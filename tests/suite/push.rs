@@ -1,0 +1,323 @@
+//! `push` through the real binary, against the fake Lightsail and a stand-in `docker` (a shell
+//! script on PATH that logs its calls and answers as told): every decision, check and failure.
+//! tests/e2e/engine.sh pushes through a real Docker Engine and podman.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::fake_lightsail::{DEPLOY, GET_SERVICES, LOGIN, REGISTER, default_deployment};
+use crate::support::{RunOutput, TestEnv};
+
+const REGION: &str = "us-east-1";
+const DIGEST_HEX: &str = "4f53c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e";
+
+/// The stand-in engine: answers `image inspect` from the file `inspect` (or fails as told by
+/// `inspect-error`), `push` by printing the digest in `digest` (or failing with `push-error`),
+/// and keeps every command line in `calls` and the config.json `push` was given.
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+case "$1" in
+image)
+    if [ "$2" = inspect ]; then
+        if [ -e "$dir/inspect-error" ]; then cat "$dir/inspect-error" >&2; exit 1; fi
+        cat "$dir/inspect"
+    fi ;;
+push)
+    cp "$DOCKER_CONFIG/config.json" "$dir/push-config.json"
+    if [ -e "$dir/push-error" ]; then cat "$dir/push-error" >&2; exit 1; fi
+    echo "The push refers to repository [${2%:*}]"
+    echo "5f70bf18a086: Pushed"
+    echo "${2##*:}: digest: sha256:$(cat "$dir/digest") size: 528" ;;
+esac
+exit 0
+"#;
+
+struct Engine {
+    dir: PathBuf,
+}
+
+impl Engine {
+    /// Puts a stand-in `docker` first on the PATH of `env`'s runs, with an amd64 image.
+    fn install(env: &mut TestEnv) -> Engine {
+        let dir = env.root().join("engine");
+        fs::create_dir(&dir).unwrap();
+        let docker = dir.join("docker");
+        fs::write(&docker, FAKE_DOCKER).unwrap();
+        fs::set_permissions(&docker, fs::Permissions::from_mode(0o755)).unwrap();
+        let engine = Engine { dir };
+        engine.set("inspect", "linux/amd64 1\n");
+        engine.set("digest", DIGEST_HEX);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![engine.dir.clone()];
+        dirs.extend(std::env::split_paths(&path));
+        env.set_env("PATH", std::env::join_paths(dirs).unwrap());
+        env.set_env("AWS_REGION", REGION);
+        engine
+    }
+
+    fn set(&self, file: &str, contents: &str) {
+        fs::write(self.dir.join(file), contents).unwrap();
+    }
+
+    /// Every command line the engine was given.
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The config.json that `push` handed the engine.
+    fn push_config(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.dir.join("push-config.json")).unwrap()).unwrap()
+    }
+}
+
+fn push(env: &TestEnv, more: &[&str]) -> RunOutput {
+    let args = [
+        &["push", "--service", "hello", "--label", "web"],
+        more,
+        &["app:1"],
+    ]
+    .concat();
+    env.run(&args, "")
+}
+
+/// A failed `push`: nothing on stdout, one `error:` line on stderr with `expected` in it.
+fn assert_refused(out: &RunOutput, expected: &str) {
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(expected),
+        "{expected}: {out:?}"
+    );
+}
+
+#[test]
+fn push_tags_pushes_registers_and_removes_its_tag() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    let host = env.registry_host(REGION);
+    let out = push(&env, &[]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, ":hello.web.1\n");
+    assert!(
+        out.stderr.contains("5f70bf18a086: Pushed"),
+        "the engine's progress: {out:?}"
+    );
+
+    let calls = engine.calls();
+    let target = calls[1]
+        .strip_prefix("tag app:1 ")
+        .expect("tag second")
+        .to_string();
+    assert!(target.starts_with(&format!("{host}/sr:push-")), "{target}");
+    assert_eq!(
+        calls,
+        [
+            "image inspect --format {{.Os}}/{{.Architecture}} {{len .RepoTags}} app:1".to_string(),
+            format!("tag app:1 {target}"),
+            format!("push {target}"),
+            format!("image rm {target}"),
+        ]
+    );
+    // The password went to the engine in a private config.json, never on a command line.
+    let password = env.fake.passwords()[0].clone();
+    assert!(calls.iter().all(|call| !call.contains(&password)));
+    let auth = engine.push_config()["auths"][&host]["auth"].clone();
+    let expected = aws_smithy_types::base64::encode(format!("AWS:{password}"));
+    assert_eq!(auth, json!(expected));
+    // The registered digest is the one the push reported.
+    assert_eq!(env.fake.calls(REGISTER), 1);
+    // The user's Docker configuration was not touched.
+    assert!(!env.docker_config_dir().join("config.json").exists());
+
+    let again = push(&env, &["--quiet"]);
+    assert_eq!(again.stdout, ":hello.web.2\n");
+    assert_eq!(again.stderr, "", "--quiet");
+    assert_eq!(
+        env.fake.calls(LOGIN),
+        1,
+        "the second push used the cached login"
+    );
+}
+
+/// A refused push: its label argument, more arguments, an engine answer, the expected error.
+type Case<'a> = (&'a str, &'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
+
+#[test]
+fn every_check_fails_before_anything_is_pushed() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    let no_image = ("inspect-error", "Error: No such image: app:1");
+    let not_running = (
+        "inspect-error",
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+    );
+    let arm = ("inspect", "linux/arm64 1");
+    let cases: [Case; 6] = [
+        ("--label=-x", &[], None, "label \"-x\" must be"),
+        (
+            "--label=web",
+            &[],
+            Some(no_image),
+            "docker has no image \"app:1\"",
+        ),
+        (
+            "--label=web",
+            &[],
+            Some(not_running),
+            "docker is not running or cannot be reached",
+        ),
+        (
+            "--label=web",
+            &[],
+            Some(arm),
+            "app:1 is a linux/arm64 image, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`",
+        ),
+        (
+            "--label=web",
+            &["--service", "nope"],
+            None,
+            "no container service named 'nope' in us-east-1",
+        ),
+        (
+            "--label=web",
+            &["--service", "hello", "--deploy", "db"],
+            None,
+            "the current deployment of hello has no container named \"db\" (it has: cache, web)",
+        ),
+    ];
+    for (label, more, setting, expected) in cases {
+        let _ = fs::remove_file(engine.dir.join("inspect-error"));
+        engine.set("inspect", "linux/amd64 1\n");
+        if let Some((file, contents)) = setting {
+            engine.set(file, contents);
+        }
+        let service: &[&str] = if more.contains(&"--service") {
+            &[]
+        } else {
+            &["--service", "hello"]
+        };
+        let args = [&["push", label], service, more, &["app:1"]].concat();
+        assert_refused(&env.run(&args, ""), expected);
+    }
+    assert!(
+        engine
+            .calls()
+            .iter()
+            .all(|call| call.starts_with("image inspect"))
+    );
+    let calls = env.fake.calls(LOGIN) + env.fake.calls(REGISTER) + env.fake.calls(DEPLOY);
+    assert_eq!(calls, 0, "no login, registration or deployment");
+}
+
+#[test]
+fn a_refused_push_is_one_line_and_leaves_no_tag() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    engine.set(
+        "push-error",
+        "denied: requested access to the resource is denied\n",
+    );
+    let out = push(&env, &[]);
+    assert_refused(
+        &out,
+        "docker push failed: denied: requested access to the resource is denied",
+    );
+    let calls = engine.calls();
+    assert!(calls.last().unwrap().starts_with("image rm "), "{calls:?}");
+    assert_eq!(env.fake.calls(REGISTER), 0);
+}
+
+#[test]
+fn an_image_known_only_by_its_id_keeps_the_tag_rather_than_be_deleted() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    engine.set("inspect", "linux/amd64 0\n");
+    let out = push(&env, &[]);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        engine
+            .calls()
+            .iter()
+            .all(|call| !call.starts_with("image rm"))
+    );
+    assert!(out.stderr.contains("so that it is not deleted"), "{out:?}");
+}
+
+#[test]
+fn deploy_keeps_every_other_part_of_the_deployment_and_waits_until_active() {
+    let mut env = TestEnv::new();
+    Engine::install(&mut env);
+    let out = push(&env, &["--deploy", "web"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, ":hello.web.1\n");
+    for state in ["ACTIVATING", "ACTIVE"] {
+        assert!(
+            out.stderr
+                .contains(&format!("Deployment 2 of hello: {state}")),
+            "{out:?}"
+        );
+    }
+    let services = env.fake.services();
+    let current = &services["containerServices"][0]["currentDeployment"];
+    assert_eq!(current["version"], 2);
+    assert_eq!(current["state"], "ACTIVE");
+    let mut expected = default_deployment("hello");
+    expected["containers"]["web"]["image"] = json!(":hello.web.1");
+    assert_eq!(current["containers"], expected["containers"]);
+    assert_eq!(current["publicEndpoint"], expected["publicEndpoint"]);
+    assert!(env.fake.calls(GET_SERVICES) >= 2);
+}
+
+#[test]
+fn deploy_failures_say_what_happened_to_the_service() {
+    let mut env = TestEnv::new();
+    Engine::install(&mut env);
+    env.fake
+        .set_deployment_outcome(Duration::from_millis(100), true);
+    let failed = push(&env, &["--deploy", "web"]);
+    assert_refused(
+        &failed,
+        "deployment 2 of hello FAILED, and the service goes on running version 1",
+    );
+
+    // One is under way now (the fake keeps the failed one as next; make a slow one).
+    env.fake.set_services(&["hello"]);
+    env.fake
+        .set_deployment_outcome(Duration::from_secs(3600), false);
+    let slow = push(&env, &["--deploy", "web", "--wait-timeout", "1"]);
+    assert_refused(
+        &slow,
+        "deployment 2 of hello is still ACTIVATING after 1 s (--wait-timeout)",
+    );
+    let busy = push(&env, &["--deploy", "web"]);
+    assert_refused(
+        &busy,
+        "a deployment of hello is already in progress (version 2, ACTIVATING)",
+    );
+
+    env.fake.set_services(&["hello"]);
+    let accepted = push(&env, &["--deploy", "web", "--no-wait"]);
+    assert!(accepted.success(), "{accepted:?}");
+    assert!(
+        accepted
+            .stderr
+            .contains("Deployment 2 of hello: ACTIVATING")
+    );
+
+    env.fake.set_deployment("hello", None);
+    let none = push(&env, &["--deploy", "web"]);
+    assert_refused(
+        &none,
+        "container service hello has no current deployment to update",
+    );
+}
