@@ -8,8 +8,9 @@
 //!
 //! Prints `http://127.0.0.1:<port>` as its first line, then serves until killed. `GET /__calls`
 //! answers the number of login calls so far, as text. With `--password`, every login returns
-//! that password (to match a real registry's htpasswd) instead of a unique one. `GET /__services`
-//! answers every container service as `GetContainerServices` would; new deployments settle after
+//! that password (to match a real registry's htpasswd) instead of a unique one. `GET /__images`
+//! lists the registered images, `GET /__services` every container service as
+//! `GetContainerServices` would; new deployments settle after
 //! `--deploy-ms`, as ACTIVE or, with `--deploy-fails true`, FAILED.
 
 // A test tool, not the helper: it prints, and reads its own arguments.

@@ -468,6 +468,80 @@ check "control: buildah push is refused when the helper hands out a wrong passwo
     eval 'refused && stderr_has unauthorized && helper_was_called get'
 check "control: the registry has no sr:buildah-wrong" not_in_registry buildah-wrong
 
+# ---- docker-credential-lightsail push: image to registered (and deployed) image -----------------
+
+# fake_json PATH PYTHON: runs PYTHON with `doc` = the fake's JSON at PATH; true if it exits 0.
+fake_json() {
+    timeout 10 curl -fsS --max-time 5 "$fake_url$1" >"$work/fake$(basename "$1").json" 2>/dev/null &&
+        python3 -c "import json, sys; doc = json.load(open(sys.argv[1])); $2" "$work/fake$(basename "$1").json"
+}
+# registered_digest IMAGE: the digest the fake registered as IMAGE (:hello.web.N).
+registered_digest() {
+    fake_json /__images "print(next((i['digest'] for i in doc if i['image'] == '$1'), ''))"
+}
+# pushed_tag: the temporary tag `push` said it pushed ("Pushing IMAGE as HOST/sr:TAG").
+pushed_tag() { sed -n "s|^Pushing .* as $HOST/sr:\(.*\)$|\1|p" "$err" | tail -n 1; }
+# registered_as_served IMAGE: the registry serves push's tag under the digest registered as IMAGE.
+registered_as_served() {
+    local tag digest
+    tag=$(pushed_tag)
+    digest=$(registered_digest "$1")
+    [ -n "$tag" ] && served_as_reported "$tag" "$digest"
+}
+local_push_tags() { docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -c "^$HOST/sr:push-" || true; }
+registry_tags() {
+    timeout 15 curl -sS --max-time 10 --cacert "$work/tls/ca.crt" -K "$work/curl-auth" \
+        "https://$HOST/v2/sr/tags/list" 2>/dev/null | python3 -c 'import json, sys; print(" ".join(sorted(json.load(sys.stdin).get("tags") or [])))'
+}
+registrations() { fake_json /__images 'print(len(doc))'; }
+
+run push-import docker import "$work/rootfs.tar" app:1
+check "docker import makes app:1, a local image to push" succeeded
+run push-1 docker-credential-lightsail push --service hello --label web app:1
+check "push prints the registered name :hello.web.1 as its only line of stdout" \
+    eval 'succeeded && [ "$(cat "$out")" = ":hello.web.1" ]'
+check "the registered digest is the manifest digest the registry holds for what was pushed" \
+    registered_as_served :hello.web.1
+check "push leaves no temporary tag in the engine" eval '[ "$(local_push_tags)" = 0 ]'
+check "push used the cached login: still one login call" eval '[ "$(login_calls)" = 1 ]'
+run push-2 docker-credential-lightsail push --quiet --service hello --label web app:1
+check "a second push counts up (:hello.web.2), and --quiet leaves stderr empty" \
+    eval 'succeeded && [ "$(cat "$out")" = ":hello.web.2" ] && [ ! -s "$err" ]'
+
+tags_before=$(registry_tags)
+registrations_before=$(registrations)
+run push-no-container docker-credential-lightsail push --service hello --label web --deploy db app:1
+check "push --deploy db (no such container) is refused naming the containers there are" \
+    eval 'refused && [ ! -s "$out" ] && grep -q "^error: .*no container named \"db\" (it has: cache, web)" "$err"'
+run push-no-service docker-credential-lightsail push --service nosuch --label web app:1
+check "push to an unknown service is refused" \
+    eval 'refused && grep -q "^error: .*no container service named .nosuch." "$err"'
+run push-no-image docker-credential-lightsail push --service hello --label web no-such-image:1
+check "push of an image the engine does not have is refused" \
+    eval 'refused && grep -q "^error: docker has no image \"no-such-image:1\"" "$err"'
+check "the refused pushes pushed, tagged and registered nothing" \
+    eval '[ "$(registry_tags)" = "$tags_before" ] && [ "$(registrations)" = "$registrations_before" ] && [ "$(local_push_tags)" = 0 ]'
+
+run push-deploy docker-credential-lightsail push --service hello --label web --deploy web app:1
+check "push --deploy web registers :hello.web.3 and waits until the deployment is ACTIVE" \
+    eval 'succeeded && [ "$(cat "$out")" = ":hello.web.3" ] && stderr_has "Deployment 2 of hello: ACTIVE"'
+check "the new deployment is the old one but for web's image (every container, command, environment, port, the endpoint and its health check)" \
+    fake_json /__services '
+current = doc["containerServices"][0]["currentDeployment"]
+web, cache, endpoint = current["containers"]["web"], current["containers"]["cache"], current["publicEndpoint"]
+assert current["version"] == 2 and current["state"] == "ACTIVE", current
+assert web == {"image": ":hello.web.3", "command": ["serve", "--port", "80"], "environment": {"MODE": "production", "GREETING": "hello world"}, "ports": {"80": "HTTP"}}, web
+assert cache == {"image": "redis:7", "command": [], "environment": {}, "ports": {"6379": "TCP"}}, cache
+assert endpoint == {"containerName": "web", "containerPort": 80, "healthCheck": {"healthyThreshold": 2, "unhealthyThreshold": 3, "timeoutSeconds": 4, "intervalSeconds": 6, "path": "/health", "successCodes": "200-299"}}, endpoint
+'
+
+run push-podman-import podman import "$work/rootfs.tar" localhost/app:2
+run push-podman docker-credential-lightsail push --engine podman --service hello --label web localhost/app:2
+check "push --engine podman registers :hello.web.4" eval 'succeeded && [ "$(cat "$out")" = ":hello.web.4" ]'
+check "podman's registered digest is the manifest digest the registry holds" registered_as_served :hello.web.4
+check "push --engine podman leaves no temporary tag" \
+    eval '! podman image ls --format "{{.Repository}}:{{.Tag}}" | grep -q "^$HOST/sr:push-"'
+
 # ---- afterwards ----------------------------------------------------------------------------------
 
 check "the registry still holds every pushed manifest (docker-1, docker-2, podman-1, buildah-1)" \

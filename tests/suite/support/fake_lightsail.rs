@@ -390,6 +390,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     passwords: Vec<String>,
     image_versions: HashMap<(String, String), u64>,
+    /// Every registered image, as `RegisterContainerImage` answered it.
+    images: Vec<Value>,
     // Server bookkeeping: open connections by id, so that drop can close them.
     connections: HashMap<u64, TcpStream>,
     next_connection: u64,
@@ -415,6 +417,7 @@ impl Default for State {
             requests: Vec::new(),
             passwords: Vec::new(),
             image_versions: HashMap::new(),
+            images: Vec::new(),
             connections: HashMap::new(),
             next_connection: 0,
             stopping: false,
@@ -483,11 +486,9 @@ impl State {
 
     /// The names of every registered image (`:service.label.N`).
     fn registered_images(&self) -> HashSet<String> {
-        self.image_versions
+        self.images
             .iter()
-            .flat_map(|((service, label), last)| {
-                (1..=*last).map(move |n| format!(":{service}.{label}.{n}"))
-            })
+            .filter_map(|image| image["image"].as_str().map(str::to_string))
             .collect()
     }
 
@@ -521,13 +522,13 @@ impl State {
             .entry((service.clone(), label.clone()))
             .or_insert(0);
         *version += 1;
-        Response::json(json!({
-            "containerImage": {
-                "image": format!(":{service}.{label}.{version}"),
-                "digest": digest,
-                "createdAt": now_epoch_secs(),
-            }
-        }))
+        let image = json!({
+            "image": format!(":{service}.{label}.{version}"),
+            "digest": digest,
+            "createdAt": now_epoch_secs(),
+        });
+        self.images.push(image.clone());
+        Response::json(json!({ "containerImage": image }))
     }
 }
 
@@ -628,12 +629,14 @@ enum Reply {
     Never,
 }
 
-/// Routes a request: the plain `/__calls` endpoint, or a Lightsail operation.
+/// Routes a request: the plain `/__calls`, `/__images` and `/__services` endpoints for scripts,
+/// or a Lightsail operation.
 fn handle(request: &Request, shared: &Shared) -> Reply {
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/__calls") => {
             Reply::Whole(Response::text(format!("{}\n", shared.lock().calls(LOGIN))))
         }
+        ("GET", "/__images") => Reply::Whole(Response::json(json!(shared.lock().images))),
         ("GET", "/__services") => {
             Reply::Whole(Response::json(shared.update(|s| s.services.describe(None))))
         }
