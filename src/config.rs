@@ -21,6 +21,20 @@ pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
 pub const AWS_ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
 pub const AWS_ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
+/// The key of a profile in `~/.aws/config` that names a CA bundle, as the AWS CLI reads it.
+pub const CA_BUNDLE_KEY: &str = "ca_bundle";
+/// The profile used when `AWS_PROFILE` is not set.
+pub const DEFAULT_PROFILE: &str = "default";
+pub const HTTPS_PROXY_VAR: &str = "HTTPS_PROXY";
+pub const HTTP_PROXY_VAR: &str = "HTTP_PROXY";
+pub const ALL_PROXY_VAR: &str = "ALL_PROXY";
+pub const NO_PROXY_VAR: &str = "NO_PROXY";
+/// The proxy variables for `https://` endpoints, in the order hyper-util's matcher (which the
+/// SDK's connector uses, and which reads them itself) takes the first one set.
+const HTTPS_PROXY_VARS: [&str; 4] = [HTTPS_PROXY_VAR, "https_proxy", ALL_PROXY_VAR, "all_proxy"];
+/// The same for `http://` endpoints.
+const HTTP_PROXY_VARS: [&str; 4] = [HTTP_PROXY_VAR, "http_proxy", ALL_PROXY_VAR, "all_proxy"];
 
 /// Reuse a login until this long before it expires (logins last 12 hours).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30 * 60);
@@ -42,6 +56,24 @@ pub struct Config {
     pub docker_config_dir: Option<PathBuf>,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
+    /// `AWS_PROFILE`: the profile whose settings (such as `ca_bundle`) apply; `None` is `default`.
+    pub aws_profile: Option<String>,
+    pub network: Network,
+}
+
+/// How API calls reach AWS, beyond what the SDK reads itself.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    /// `AWS_ENDPOINT_URL_LIGHTSAIL`, else `AWS_ENDPOINT_URL`: where API calls go instead of AWS.
+    pub endpoint_url: Option<String>,
+    /// `AWS_CA_BUNDLE`: PEM certificates to trust beside the system's roots; wins over the
+    /// profile's `ca_bundle`.
+    pub ca_bundle: Option<PathBuf>,
+    /// The name of the proxy variable in effect for `https://` and for `http://` endpoints
+    /// (never its value: it may hold a password), for messages about a proxy. The HTTP client
+    /// reads the proxy variables themselves through hyper-util's matcher.
+    pub https_proxy_var: Option<&'static str>,
+    pub http_proxy_var: Option<&'static str>,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -71,6 +103,8 @@ impl Config {
             },
             docker_config_dir: None,
             search_path: Vec::new(),
+            aws_profile: None,
+            network: Network::default(),
         }
     }
 
@@ -87,8 +121,29 @@ impl Config {
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
+            aws_profile: var(AWS_PROFILE_VAR),
+            network: Network {
+                endpoint_url: endpoint_url(),
+                ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
+                https_proxy_var: first_set(HTTPS_PROXY_VARS),
+                http_proxy_var: first_set(HTTP_PROXY_VARS),
+            },
         })
     }
+
+    /// The profile whose settings apply: `AWS_PROFILE`, else `default`.
+    pub fn profile_name(&self) -> &str {
+        self.aws_profile.as_deref().unwrap_or(DEFAULT_PROFILE)
+    }
+}
+
+fn endpoint_url() -> Option<String> {
+    var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).or_else(|| var(AWS_ENDPOINT_URL_VAR))
+}
+
+/// The first of `names` that is set, by name.
+fn first_set(names: [&'static str; 4]) -> Option<&'static str> {
+    names.into_iter().find(|name| var_os(name).is_some())
 }
 
 #[allow(clippy::disallowed_methods)] // The one place that reads the environment.
@@ -152,9 +207,7 @@ impl IdentitySource {
     /// a profile; otherwise the profile (default: `default`), with whatever else the chain could
     /// fall back to (web identity, container or instance credentials) folded into the key.
     fn from_env() -> IdentitySource {
-        let endpoint = var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR)
-            .or_else(|| var(AWS_ENDPOINT_URL_VAR))
-            .unwrap_or_default();
+        let endpoint = endpoint_url().unwrap_or_default();
         if let (Some(key_id), Some(_)) =
             (var(AWS_ACCESS_KEY_ID_VAR), var(AWS_SECRET_ACCESS_KEY_VAR))
         {
@@ -169,7 +222,7 @@ impl IdentitySource {
             None => "the default AWS profile".to_string(),
         };
         let parts = [
-            profile.unwrap_or_else(|| "default".into()),
+            profile.unwrap_or_else(|| DEFAULT_PROFILE.into()),
             var("AWS_CONFIG_FILE").unwrap_or_default(),
             var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_default(),
             var("AWS_ROLE_ARN").unwrap_or_default(),
@@ -218,5 +271,21 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         AWS_ENDPOINT_URL_LIGHTSAIL_VAR,
         "Send Lightsail API calls to this endpoint instead (also AWS_ENDPOINT_URL).",
+    ),
+    (
+        HTTPS_PROXY_VAR,
+        "Proxy for https:// endpoints (the AWS API), as http://[user:password@]host:port; also https_proxy, and ALL_PROXY / all_proxy for every scheme. The endpoint's name is resolved by the proxy.",
+    ),
+    (
+        HTTP_PROXY_VAR,
+        "Proxy for http:// endpoints (only a custom AWS_ENDPOINT_URL_LIGHTSAIL); also http_proxy.",
+    ),
+    (
+        NO_PROXY_VAR,
+        "Hosts reached directly, comma-separated: names (matching subdomains too), .suffixes, IP addresses or CIDR ranges, or * for all; also no_proxy.",
+    ),
+    (
+        AWS_CA_BUNDLE_VAR,
+        "PEM file of certificate authorities to trust besides the system's (a private CA, TLS inspection); wins over ca_bundle in the AWS profile.",
     ),
 ];

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    AWS_ACCESS_KEY_ID_VAR, AWS_ENDPOINT_URL_LIGHTSAIL_VAR, AWS_PROFILE_VAR,
-    AWS_SECRET_ACCESS_KEY_VAR, CACHE_DIR_VAR, LOCK_TIMEOUT_VAR, TIMEOUT_VAR,
+    AWS_ACCESS_KEY_ID_VAR, AWS_CA_BUNDLE_VAR, AWS_ENDPOINT_URL_LIGHTSAIL_VAR, AWS_PROFILE_VAR,
+    AWS_SECRET_ACCESS_KEY_VAR, CA_BUNDLE_KEY, CACHE_DIR_VAR, LOCK_TIMEOUT_VAR, NO_PROXY_VAR,
+    TIMEOUT_VAR,
 };
 use crate::registry::Region;
 
@@ -173,6 +174,53 @@ pub enum Error {
         after: Duration,
     },
 
+    // ---- proxies and certificate authorities ----------------------------------------------------
+    // A proxy is named by host and port only: its URL may hold a password.
+    #[error(
+        "the proxy {proxy} asks for credentials (407 Proxy Authentication Required): put the right user and password in {variable} (http://user:password@{proxy})"
+    )]
+    ProxyAuthRequired {
+        proxy: String,
+        variable: &'static str,
+    },
+    #[error(
+        "the proxy {proxy} would not connect to the Lightsail endpoint {endpoint} ({why}): check that the proxy allows it, or list the host in {NO_PROXY_VAR} to bypass the proxy"
+    )]
+    ProxyRefused {
+        proxy: String,
+        endpoint: String,
+        why: String,
+    },
+    #[error(
+        "could not reach the Lightsail endpoint {endpoint} through the proxy {proxy}: {reason} (check {variable} and {NO_PROXY_VAR})"
+    )]
+    ProxyUnreachable {
+        proxy: String,
+        endpoint: String,
+        variable: &'static str,
+        reason: String,
+    },
+    #[error(
+        "the TLS certificate of the Lightsail endpoint {endpoint} is not trusted ({reason}): if a private CA or a TLS-inspecting proxy signs it, name its PEM file in {AWS_CA_BUNDLE_VAR} or in {CA_BUNDLE_KEY} of your AWS profile"
+    )]
+    UntrustedCertificate { endpoint: String, reason: String },
+    #[error("cannot read the CA bundle {} ({from}): {source}", .path.display())]
+    CaBundleUnreadable {
+        path: PathBuf,
+        from: CaBundleFrom,
+        source: std::io::Error,
+    },
+    #[error(
+        "the CA bundle {} ({from}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)", .path.display()
+    )]
+    CaBundleEmpty { path: PathBuf, from: CaBundleFrom },
+    #[error("the CA bundle {} ({from}) cannot be used: {reason}", .path.display())]
+    CaBundleInvalid {
+        path: PathBuf,
+        from: CaBundleFrom,
+        reason: String,
+    },
+
     // ---- files ----------------------------------------------------------------------------------
     #[error("no cache directory to store credentials in: set HOME or {CACHE_DIR_VAR}")]
     NoCacheDir,
@@ -190,6 +238,24 @@ pub enum Error {
     },
     #[error("{0}")]
     DockerConfig(String),
+}
+
+/// Which setting named a CA bundle, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaBundleFrom {
+    /// `AWS_CA_BUNDLE`.
+    Env,
+    /// `ca_bundle` in this profile of the AWS config file.
+    Profile(String),
+}
+
+impl std::fmt::Display for CaBundleFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaBundleFrom::Env => f.write_str(AWS_CA_BUNDLE_VAR),
+            CaBundleFrom::Profile(name) => write!(f, "{CA_BUNDLE_KEY} in AWS profile '{name}'"),
+        }
+    }
 }
 
 impl Error {

@@ -286,7 +286,7 @@ fn man_text(page: &Path) -> String {
     let out = Command::new("man")
         .args(["--nh", "--nj", "--warnings", "-l"])
         .arg(page)
-        .env("MANWIDTH", "100")
+        .env("MANWIDTH", "200") // wide enough that no synopsis wraps
         .env("LC_ALL", "C.UTF-8")
         .env_remove("MANPAGER")
         .env_remove("PAGER")

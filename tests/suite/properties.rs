@@ -256,6 +256,8 @@ impl Sandbox {
             },
             docker_config_dir: None,
             search_path: Vec::new(),
+            aws_profile: None,
+            network: Default::default(),
         };
         let sandbox = Sandbox { _dir: dir, config };
         let cache = sandbox.cache();

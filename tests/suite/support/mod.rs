@@ -3,6 +3,8 @@
 //! with a bounded wait and a scan of every output for leaked secrets.
 
 pub mod fake_lightsail;
+pub mod proxy;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -33,6 +35,16 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Environment variables whose values are secrets wherever a run gets them from.
 const SECRET_ENV_VARS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+/// Environment variables whose values are proxy URLs: the password in one is a secret, and so is
+/// the `Basic` token made from it.
+const PROXY_ENV_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 /// Keys whose values are secrets in AWS config and credentials files.
 const SECRET_FILE_KEYS: &[&str] = &["aws_secret_access_key", "aws_session_token"];
 
@@ -373,13 +385,33 @@ fn is_get(args: &[String]) -> bool {
     args.iter().any(|arg| arg == "get")
 }
 
-/// Values of the secret variables a command was given.
-fn secrets_in_env(cmd: &Command) -> Vec<String> {
-    cmd.get_envs()
+/// Values of the secret variables a command was given, and the passwords in its proxy URLs
+/// (with their `Basic` tokens).
+pub fn secrets_in_env(cmd: &Command) -> Vec<String> {
+    let mut secrets: Vec<String> = cmd
+        .get_envs()
         .filter(|(key, _)| SECRET_ENV_VARS.iter().any(|name| key == name))
         .filter_map(|(_, value)| Some(value?.to_string_lossy().into_owned()))
         .filter(|value| !value.is_empty())
-        .collect()
+        .collect();
+    for (key, value) in cmd.get_envs() {
+        let (Some(value), true) = (value, PROXY_ENV_VARS.iter().any(|name| key == *name)) else {
+            continue;
+        };
+        if let Some((user, password)) = proxy_credentials(&value.to_string_lossy()) {
+            secrets.push(proxy::basic_authorization(&user, &password));
+            secrets.push(password);
+        }
+    }
+    secrets
+}
+
+/// `user` and `password` of `scheme://user:password@host:port`, if it has a password.
+fn proxy_credentials(url: &str) -> Option<(String, String)> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (userinfo, _) = authority.split('/').next()?.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then(|| (user.to_string(), password.to_string()))
 }
 
 /// Values of `aws_secret_access_key` / `aws_session_token` lines of an AWS config file.
