@@ -61,15 +61,18 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
     let pushed = engine.push(&target, &login, &mut progress);
     // The image stays under its own names; an image known only by its id keeps the tag,
     // since removing its only tag would delete it.
-    if local.tags > 0 {
-        engine.untag(&args.image, &target)?;
+    let untagged = if local.tags > 0 {
+        engine.untag(&args.image, &target)
     } else {
         progress(&format!(
             "{} has no tag of its own: left it tagged {target} so that it is not deleted",
             args.image
         ));
-    }
+        Ok(())
+    };
+    // The push's own failure says more than one of the clean-up after it.
     let digest = pushed?;
+    untagged?;
     progress(&format!("Registering {digest} with {}", args.service));
     let image = session.register_image(&args.service, &args.label, &digest)?;
 
