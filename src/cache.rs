@@ -6,20 +6,18 @@
 //! a symlink, a FIFO) reads as "no entry" and is replaced by the next write.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use crate::config::IdentitySource;
 use crate::error::{Error, Result};
+use crate::private_dir::{Access, PrivateDir};
 use crate::registry::Region;
 use crate::secret::Secret;
 
@@ -95,67 +93,22 @@ impl Login {
     }
 }
 
-/// A cache directory that passed the safety checks, held open: every file in it is reached
-/// through this handle (`openat`), so the directory checked is the directory used.
+/// A cache directory that passed the safety checks (`PrivateDir`), used through what was checked.
 #[derive(Debug)]
 pub struct Cache {
-    /// For messages only.
-    dir: PathBuf,
-    handle: OwnedFd,
+    dir: PrivateDir,
 }
 
 impl Cache {
-    /// Opens a cache directory that is a real directory (not a symlink) owned by this user and
-    /// neither readable nor writable by anyone else, creating it (0700) if it is missing.
-    /// Anything else is refused, saying why, and left exactly as it is: callers that only read
-    /// go on without a cache rather than trust, expose or change someone else's files.
+    /// Opens the cache directory, creating it (private) if it is missing. One that is not the
+    /// user's own and private is refused, saying why, and left exactly as it is: callers that only
+    /// read go on without a cache rather than trust, expose or change someone else's files.
     pub fn open(dir: &Path) -> Result<Cache> {
-        let refuse = |reason: String| Error::CacheRefused {
+        let dir = PrivateDir::open(dir).map_err(|reason| Error::CacheRefused {
             dir: dir.to_path_buf(),
             reason,
-        };
-        if let Err(err) = DirBuilder::new().recursive(true).mode(0o700).create(dir)
-            && err.kind() != io::ErrorKind::AlreadyExists
-        {
-            return Err(refuse(format!("cannot create it: {err}")));
-        }
-        let flags = OFlags::RDONLY
-            | OFlags::DIRECTORY
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC;
-        let own = |uid: u32| uid == rustix::process::geteuid().as_raw();
-        let handle = rustix::fs::open(dir, flags, Mode::empty()).map_err(|err| {
-            // Why it could not be opened, for the message only (the handle is what is used).
-            let found = rustix::fs::lstat(dir).ok();
-            let kind = found
-                .as_ref()
-                .map(|stat| FileType::from_raw_mode(stat.st_mode));
-            refuse(match (kind, found) {
-                (Some(FileType::Symlink), _) => "it is a symbolic link".into(),
-                (Some(kind), _) if kind != FileType::Directory => "it is not a directory".into(),
-                (_, Some(stat)) if !own(stat.st_uid) => "it is owned by another user".into(),
-                _ => format!("cannot open it: {}", io::Error::from(err)),
-            })
         })?;
-        let stat = rustix::fs::fstat(&handle)
-            .map_err(|err| refuse(format!("cannot read it: {}", io::Error::from(err))))?;
-        if !own(stat.st_uid) {
-            return Err(refuse("it is owned by another user".into()));
-        }
-        let mode = stat.st_mode & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(refuse("it is writable by group or others".into()));
-        }
-        if mode & 0o044 != 0 {
-            return Err(refuse(format!(
-                "it is readable by group or others (mode {mode:o}); use a private directory (chmod 700)"
-            )));
-        }
-        Ok(Cache {
-            dir: dir.to_path_buf(),
-            handle,
-        })
+        Ok(Cache { dir })
     }
 
     /// `open`, for callers that can do without a cache: a refusal is logged, not returned.
@@ -170,7 +123,7 @@ impl Cache {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// The entry for logins fetched from the API in `region` with `identity`.
@@ -196,13 +149,10 @@ impl Cache {
 
     /// Every readable entry, stored or fetched, with its slot.
     pub fn entries(&self) -> Vec<(Slot<'_>, Entry)> {
-        let Ok(listing) = rustix::fs::Dir::read_from(&self.handle) else {
-            return Vec::new();
-        };
-        listing
-            .filter_map(|item| item.ok())
-            .filter_map(|item| {
-                let name = item.file_name().to_str().ok()?.to_string();
+        self.dir
+            .names()
+            .into_iter()
+            .filter_map(|name| {
                 let stem = name.strip_suffix(".json")?;
                 if !(stem.starts_with("login-") || stem.starts_with("stored-")) {
                     return None;
@@ -214,27 +164,7 @@ impl Cache {
             .collect()
     }
 
-    /// Opens `name` in the cache directory, never following a symlink.
-    fn open_file(&self, name: &str, flags: OFlags) -> io::Result<File> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(File::from(rustix::fs::openat(
-            &self.handle,
-            name,
-            flags,
-            Mode::from_raw_mode(0o600),
-        )?))
-    }
-
-    fn remove_file(&self, name: &str) -> io::Result<()> {
-        Ok(rustix::fs::unlinkat(&self.handle, name, AtFlags::empty())?)
-    }
-
-    /// Makes renames and removals in the directory durable.
-    fn sync(&self) -> io::Result<()> {
-        Ok(rustix::fs::fsync(&self.handle)?)
-    }
-
-    /// `name` in the directory, for messages.
+    /// `name` in the cache directory, for messages.
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -264,7 +194,8 @@ impl Slot<'_> {
         let path = self.cache.path(&self.lock);
         let file = self
             .cache
-            .open_file(&self.lock, OFlags::RDWR | OFlags::CREATE)
+            .dir
+            .open_file(&self.lock, Access::Lock)
             .map_err(|err| Error::io("cannot open lock file", &path, err))?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
@@ -292,7 +223,7 @@ impl Slot<'_> {
         }
         debug!("acquired lock {}", path.display());
         // A temp file here was left by a holder that died mid-write: nobody else writes it.
-        if let Err(err) = self.cache.remove_file(&self.temp)
+        if let Err(err) = self.cache.dir.remove_file(&self.temp)
             && err.kind() != io::ErrorKind::NotFound
         {
             debug!(
@@ -335,29 +266,20 @@ impl Locked<'_> {
             not_ours: entry.not_ours.clone(),
         };
         let json = serde_json::to_vec(&file)?;
-        let cache = self.slot.cache;
-        let mut temp = cache.open_file(
-            &self.slot.temp,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
-        )?;
-        // The mode given at creation is narrowed by the umask only; set it exactly anyway.
-        temp.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let dir = &self.slot.cache.dir;
+        let mut temp = dir.open_file(&self.slot.temp, Access::Replace)?;
         temp.write_all(&json)?;
         temp.sync_all()?;
         drop(temp);
-        rustix::fs::renameat(
-            &cache.handle,
-            self.slot.temp.as_str(),
-            &cache.handle,
-            self.slot.file.as_str(),
-        )?;
-        cache.sync()
+        dir.rename(&self.slot.temp, &self.slot.file)?;
+        dir.sync()
     }
 
     pub fn remove(&self) -> io::Result<()> {
-        match self.slot.cache.remove_file(&self.slot.file) {
+        let dir = &self.slot.cache.dir;
+        match dir.remove_file(&self.slot.file) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-            _ => self.slot.cache.sync(),
+            _ => dir.sync(),
         }
     }
 }
@@ -366,7 +288,7 @@ impl Locked<'_> {
 fn read_entry(cache: &Cache, name: &str) -> Option<Entry> {
     let path = cache.path(name);
     let result = (|| -> io::Result<Vec<u8>> {
-        let file = cache.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let file = cache.dir.open_file(name, Access::Read)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
@@ -415,7 +337,8 @@ fn read_entry(cache: &Cache, name: &str) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
+    #[cfg(unix)]
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn login(expires_at: u64) -> Login {
         Login {
@@ -453,6 +376,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b/cache");
         let cache = Cache::open(&dir).unwrap();
+        #[cfg(unix)]
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         let slot = cache.login_slot(&region("us-east-1"), &identity());
         assert_eq!(slot.read(), None);
@@ -461,8 +385,11 @@ mod tests {
             .write(&login(5))
             .unwrap();
         assert_eq!(slot.read(), Some(login(5)));
-        let file = cache.path(&slot.file);
-        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        #[cfg(unix)]
+        assert_eq!(
+            fs::metadata(cache.path(&slot.file)).unwrap().mode() & 0o777,
+            0o600
+        );
         assert!(!cache.path(&slot.temp).exists());
         assert_eq!(
             cache
@@ -552,6 +479,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn refuses_unsafe_directories() {
         let tmp = tempfile::tempdir().unwrap();
         let real = tmp.path().join("real");

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -17,7 +16,8 @@ pub struct DockerConfig {
     /// The file actually written: the symlink's target when `path` is a symlink.
     target: PathBuf,
     doc: Map<String, Value>,
-    mode: Option<u32>,
+    /// The file's permissions, kept when it is rewritten (None: a new file).
+    permissions: Option<fs::Permissions>,
 }
 
 impl DockerConfig {
@@ -30,19 +30,18 @@ impl DockerConfig {
                 .map_err(|err| Error::io("cannot follow the symlink", &path, err))?,
             _ => path.clone(),
         };
-        let (text, mode) = match fs::read(&target) {
+        let (text, permissions) = match fs::read(&target) {
             Ok(bytes) => {
-                let mode = fs::metadata(&target)
+                let permissions = fs::metadata(&target)
                     .map_err(|err| Error::io("cannot read", &target, err))?
-                    .permissions()
-                    .mode();
+                    .permissions();
                 let text = String::from_utf8(bytes).map_err(|_| {
                     Error::DockerConfig(format!(
                         "{} is not UTF-8 text; left it untouched",
                         path.display()
                     ))
                 })?;
-                (text, Some(mode & 0o7777))
+                (text, Some(permissions))
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => (String::new(), None),
             Err(err) => return Err(Error::io("cannot read", &path, err)),
@@ -70,7 +69,7 @@ impl DockerConfig {
             path,
             target,
             doc,
-            mode,
+            permissions,
         })
     }
 
@@ -102,11 +101,7 @@ impl DockerConfig {
     pub fn save(&self) -> Result<()> {
         let dir = self.target.parent().unwrap_or(Path::new("."));
         if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|err| Error::io("cannot create", dir, err))?;
+            create_private_dir(dir).map_err(|err| Error::io("cannot create", dir, err))?;
         }
         let mut json = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
@@ -121,20 +116,60 @@ impl DockerConfig {
                 .prefix(".config.json.")
                 .tempfile_in(dir)?;
             temp.write_all(&json)?;
-            temp.as_file()
-                .set_permissions(fs::Permissions::from_mode(self.mode.unwrap_or(0o600)))?;
+            if let Some(permissions) = self.permissions.clone().or_else(private_file) {
+                temp.as_file().set_permissions(permissions)?;
+            }
             temp.as_file().sync_all()?;
             temp.persist(&self.target).map_err(|err| err.error)?;
-            fs::File::open(dir)?.sync_all()
+            sync_dir(dir)
         };
         write().map_err(|err| Error::io("cannot write", &self.path, err))
     }
 }
 
-#[cfg(test)]
+/// A new folder: private to the user where the platform has modes (0700).
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    fs::create_dir_all(dir)
+}
+
+/// The permissions of a new config.json: 0600 on Unix; Windows' default (the profile's access
+/// list) elsewhere.
+fn private_file() -> Option<fs::Permissions> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Makes the rename durable; Windows cannot flush a folder.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 

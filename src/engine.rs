@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -304,29 +303,32 @@ fn digest_in(line: &str) -> Option<String> {
     (hex.len() == 64).then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
 }
 
-/// A folder only this user can read, removed when dropped.
+/// A folder only this user can read (0700 on Unix; on Windows the user's own temp folder is
+/// private to them), removed when dropped. Files written in it need no mode of their own.
 fn private_dir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("docker-credential-lightsail-")
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .map_err(|err| {
-            Error::io(
-                "cannot create a private folder in",
-                std::env::temp_dir(),
-                err,
-            )
-        })
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("docker-credential-lightsail-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o700));
+    }
+    builder.tempdir().map_err(|err| {
+        Error::io(
+            "cannot create a private folder in",
+            std::env::temp_dir(),
+            err,
+        )
+    })
 }
 
-/// Writes `value` to a new file that only this user can read.
+/// Writes `value` to a new file (in a private folder).
 fn write_private(path: &Path, value: &Value) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)?;
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
         file.write_all(&serde_json::to_vec(value)?)
     };
     write().map_err(|err| Error::io("cannot write", path, err))
@@ -334,10 +336,14 @@ fn write_private(path: &Path, value: &Value) -> Result<()> {
 
 /// Makes the user's Docker contexts visible from the private config folder; without them the
 /// engine falls back to the default context, which is at worst what it would use anyway.
+/// (Windows lets only administrators make symlinks: there, `DOCKER_CONTEXT` still works.)
 fn link_contexts(user_contexts: &Path, private: &Path) {
+    #[cfg(unix)]
     if user_contexts.is_dir() {
         let _ = std::os::unix::fs::symlink(user_contexts, private);
     }
+    #[cfg(not(unix))]
+    let _ = (user_contexts, private);
 }
 
 #[cfg(test)]

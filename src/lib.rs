@@ -34,6 +34,7 @@ pub mod error;
 pub mod lightsail;
 pub mod logging;
 pub mod output;
+pub mod private_dir;
 pub mod protocol;
 pub mod push;
 pub mod register;
