@@ -18,6 +18,7 @@ use tracing::debug;
 
 use crate::config::IdentitySource;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::registry::Region;
 use crate::secret::Secret;
 
@@ -93,17 +94,8 @@ impl Cache {
             other => other,
         }
         .map_err(|err| refuse(format!("cannot read it: {err}")))?;
-        if metadata.file_type().is_symlink() {
-            return Err(refuse("it is a symbolic link".into()));
-        }
-        if !metadata.is_dir() {
-            return Err(refuse("it is not a directory".into()));
-        }
-        if metadata.uid() != rustix::process::geteuid().as_raw() {
-            return Err(refuse("it is owned by another user".into()));
-        }
-        if metadata.mode() & 0o022 != 0 {
-            return Err(refuse("it is writable by group or others".into()));
+        if let Some(reason) = files::refusal(&metadata, files::Kind::Directory) {
+            return Err(refuse(reason.into()));
         }
         if metadata.mode() & 0o777 != 0o700 {
             // Ours, but readable by others (e.g. made by hand): tighten it.

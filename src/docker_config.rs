@@ -2,7 +2,7 @@
 //! keeping every other key, their order, the file's mode, and a symlink a symlink.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::files;
 
 pub struct DockerConfig {
     /// The path the user knows (`~/.docker/config.json`).
@@ -116,18 +117,8 @@ impl DockerConfig {
             ))
             .map_err(|err| Error::DockerConfig(err.to_string()))?;
         json.push(b'\n');
-        let write = || -> io::Result<()> {
-            let mut temp = tempfile::Builder::new()
-                .prefix(".config.json.")
-                .tempfile_in(dir)?;
-            temp.write_all(&json)?;
-            temp.as_file()
-                .set_permissions(fs::Permissions::from_mode(self.mode.unwrap_or(0o600)))?;
-            temp.as_file().sync_all()?;
-            temp.persist(&self.target).map_err(|err| err.error)?;
-            fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|err| Error::io("cannot write", &self.path, err))
+        files::write_atomic(&self.target, &json, self.mode.unwrap_or(0o600))
+            .map_err(|err| Error::io("cannot write", &self.path, err))
     }
 }
 

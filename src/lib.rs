@@ -14,6 +14,7 @@
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
 //! | [`lightsail`] | the AWS SDK and the async runtime: login, image registration, default region |
+//! | [`files`] | the shared file defences: owner and mode checks, atomic replacement |
 //! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod configure;
 pub mod docker_config;
 pub mod error;
+pub mod files;
 pub mod lightsail;
 pub mod logging;
 pub mod output;
