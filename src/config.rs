@@ -4,12 +4,13 @@
 
 use std::env;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
+pub const CONFIG_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR";
 pub const LOG_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOG";
 pub const REFRESH_MARGIN_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN";
 pub const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
@@ -21,6 +22,8 @@ pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
 pub const AWS_ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
 pub const AWS_ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_CONFIG_FILE_VAR: &str = "AWS_CONFIG_FILE";
+pub const AWS_SHARED_CREDENTIALS_FILE_VAR: &str = "AWS_SHARED_CREDENTIALS_FILE";
 
 /// Reuse a login until this long before it expires (logins last 12 hours).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30 * 60);
@@ -39,9 +42,35 @@ pub struct Config {
     pub timeout: Duration,
     pub lock_timeout: Duration,
     pub identity: IdentitySource,
+    /// The AWS profile this run must use, and nothing else: set for a registry host bound to a
+    /// profile in the helper's configuration file (`Config::bound_to`), `None` for the standard
+    /// credential chain.
+    pub bound_profile: Option<String>,
+    /// The configuration file that bound it, for messages (`None` for `configure --profile`).
+    pub bound_in: Option<PathBuf>,
+    /// What the standard AWS settings say, for choosing and describing identities.
+    pub aws: AwsSettings,
+    /// Folder of the helper's own configuration file (`bindings.rs`); `None` without a home.
+    pub config_dir: Option<PathBuf>,
     pub docker_config_dir: Option<PathBuf>,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
+}
+
+/// The standard AWS settings the helper itself looks at (aws-config reads them again, and the
+/// rest, when it makes a call).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// Whether `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
+    pub keys_in_env: bool,
+    /// The shared config file: `AWS_CONFIG_FILE`, else `~/.aws/config`.
+    pub config_file: PathBuf,
+    /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials_file: PathBuf,
+    /// `AWS_ENDPOINT_URL_LIGHTSAIL`, else `AWS_ENDPOINT_URL`, else empty.
+    pub endpoint: String,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -69,6 +98,10 @@ impl Config {
                 key: "test".into(),
                 description: "test".into(),
             },
+            bound_profile: None,
+            bound_in: None,
+            aws: AwsSettings::default(),
+            config_dir: None,
             docker_config_dir: None,
             search_path: Vec::new(),
         }
@@ -83,11 +116,29 @@ impl Config {
             timeout,
             lock_timeout: seconds(LOCK_TIMEOUT_VAR, timeout + LOCK_GRACE, 1)?,
             identity: IdentitySource::from_env(),
+            bound_profile: None,
+            bound_in: None,
+            aws: AwsSettings::from_env(),
+            config_dir: config_dir(),
             docker_config_dir: docker_config_dir(),
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
         })
+    }
+}
+
+impl Config {
+    /// This configuration for a registry host bound to AWS `profile`: that profile, exclusively
+    /// (keys in the environment and `AWS_PROFILE` do not count), keys the cache and signs the call.
+    /// `file` is the configuration file that binds it, if one does.
+    pub fn bound_to(&self, profile: &str, file: Option<&Path>) -> Config {
+        Config {
+            identity: IdentitySource::for_profile(profile, &self.aws),
+            bound_profile: Some(profile.to_string()),
+            bound_in: file.map(Path::to_path_buf),
+            ..self.clone()
+        }
     }
 }
 
@@ -106,6 +157,45 @@ fn cache_dir() -> Option<PathBuf> {
         directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
             .map(|dirs| dirs.cache_dir().to_path_buf())
     })
+}
+
+fn config_dir() -> Option<PathBuf> {
+    var_os(CONFIG_DIR_VAR).map(PathBuf::from).or_else(|| {
+        directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
+            .map(|dirs| dirs.config_dir().to_path_buf())
+    })
+}
+
+fn home_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|dirs| dirs.home_dir().to_path_buf())
+}
+
+impl AwsSettings {
+    fn from_env() -> AwsSettings {
+        let home = home_dir().unwrap_or_default();
+        // As aws-config does: a leading `~/` in either variable is the home folder.
+        let file = |name: &str, default: &str| match var(name) {
+            Some(path) => match path.strip_prefix("~/") {
+                Some(rest) => home.join(rest),
+                None => PathBuf::from(path),
+            },
+            None => home.join(".aws").join(default),
+        };
+        AwsSettings {
+            profile: var(AWS_PROFILE_VAR),
+            keys_in_env: var(AWS_ACCESS_KEY_ID_VAR).is_some()
+                && var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
+            config_file: file(AWS_CONFIG_FILE_VAR, "config"),
+            credentials_file: file(AWS_SHARED_CREDENTIALS_FILE_VAR, "credentials"),
+            endpoint: endpoint(),
+        }
+    }
+}
+
+fn endpoint() -> String {
+    var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR)
+        .or_else(|| var(AWS_ENDPOINT_URL_VAR))
+        .unwrap_or_default()
 }
 
 fn docker_config_dir() -> Option<PathBuf> {
@@ -152,9 +242,7 @@ impl IdentitySource {
     /// a profile; otherwise the profile (default: `default`), with whatever else the chain could
     /// fall back to (web identity, container or instance credentials) folded into the key.
     fn from_env() -> IdentitySource {
-        let endpoint = var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR)
-            .or_else(|| var(AWS_ENDPOINT_URL_VAR))
-            .unwrap_or_default();
+        let endpoint = endpoint();
         if let (Some(key_id), Some(_)) =
             (var(AWS_ACCESS_KEY_ID_VAR), var(AWS_SECRET_ACCESS_KEY_VAR))
         {
@@ -170,8 +258,8 @@ impl IdentitySource {
         };
         let parts = [
             profile.unwrap_or_else(|| "default".into()),
-            var("AWS_CONFIG_FILE").unwrap_or_default(),
-            var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_default(),
+            var(AWS_CONFIG_FILE_VAR).unwrap_or_default(),
+            var(AWS_SHARED_CREDENTIALS_FILE_VAR).unwrap_or_default(),
             var("AWS_ROLE_ARN").unwrap_or_default(),
             var("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default(),
             var("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default(),
@@ -185,11 +273,32 @@ impl IdentitySource {
     }
 }
 
+impl IdentitySource {
+    /// AWS `profile` and nothing else, as a binding has it: the environment's keys and
+    /// `AWS_PROFILE` play no part, so they are not in the key.
+    fn for_profile(profile: &str, aws: &AwsSettings) -> IdentitySource {
+        let parts = [
+            profile,
+            &aws.config_file.to_string_lossy(),
+            &aws.credentials_file.to_string_lossy(),
+            &aws.endpoint,
+        ];
+        IdentitySource {
+            key: format!("bound-profile\n{}", parts.join("\n")),
+            description: format!("profile '{profile}'"),
+        }
+    }
+}
+
 /// The environment the helper honours, for `--help` and the man page.
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         CACHE_DIR_VAR,
         "Cache directory (default: $XDG_CACHE_HOME/docker-credential-lightsail, i.e. ~/.cache/docker-credential-lightsail).",
+    ),
+    (
+        CONFIG_DIR_VAR,
+        "Folder of the helper's configuration file, config.json, which binds registry hosts to AWS profiles (default: $XDG_CONFIG_HOME/docker-credential-lightsail, i.e. ~/.config/docker-credential-lightsail).",
     ),
     (
         LOG_VAR,
@@ -213,7 +322,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         AWS_PROFILE_VAR,
-        "AWS profile to use; also AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, as the AWS CLI reads them.",
+        "AWS profile to use for registry hosts that `configure --profile` did not bind to one; also AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, as the AWS CLI reads them.",
     ),
     (
         AWS_ENDPOINT_URL_LIGHTSAIL_VAR,

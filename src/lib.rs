@@ -14,6 +14,7 @@
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
 //! | [`lightsail`] | the AWS SDK and the async runtime: login, image registration, default region |
+//! | [`bindings`] | the helper's configuration file: which AWS profile each registry host uses |
 //! | [`files`] | the shared file defences: owner and mode checks, atomic replacement |
 //! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
@@ -23,6 +24,7 @@
 //! | [`logging`] | debug logs on stderr, off unless asked for |
 
 pub mod actions;
+pub mod bindings;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -17,6 +17,7 @@ mod failures;
 mod fake_selftest;
 mod hostile_env;
 mod man_page;
+mod profiles;
 mod properties;
 mod protocol;
 mod real_clients;

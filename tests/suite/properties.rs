@@ -254,6 +254,10 @@ impl Sandbox {
                 key: "properties".into(),
                 description: "properties".into(),
             },
+            bound_profile: None,
+            bound_in: None,
+            aws: Default::default(),
+            config_dir: None,
             docker_config_dir: None,
             search_path: Vec::new(),
         };
