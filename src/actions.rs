@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use crate::bindings;
 use crate::cache::{Cache, Entry, Freshness, Login};
 use crate::config::Config;
 use crate::error::{Error, Result, one_line};
@@ -26,6 +27,9 @@ pub const NOT_OURS_FOR: Duration = Duration::from_secs(5 * 60);
 /// `get` at `now` (Unix seconds): the credentials for `server_url`, or `NotFound` when the host
 /// is not a Lightsail registry of the caller's account.
 pub fn get(config: &Config, server_url: &str, now: u64) -> Result<Login> {
+    // A host bound to an AWS profile in the helper's configuration file uses that profile only.
+    let bound = bindings::config_for(config, server_url)?;
+    let config = bound.as_ref().unwrap_or(config);
     get_with(config, server_url, now, |region| {
         fetch_login(config, region)
     })

@@ -47,7 +47,12 @@ pub struct ConfigureArgs {
     /// AWS region to configure (repeatable; default: the region of the current AWS profile).
     #[arg(long = "region", value_name = "REGION")]
     pub regions: Vec<Region>,
-    /// Print the change to config.json without writing it.
+    /// AWS profile to log in with, and to bind the registry hosts to: `get` then uses this
+    /// profile for them whatever AWS_PROFILE or keys in the environment say (the binding is kept
+    /// in the helper's configuration file).
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Print the changes to config.json and the helper's configuration without writing them.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -101,6 +106,17 @@ pub struct PushArgs {
     /// The local image to push (name:tag or id), built for linux/amd64.
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+fn profile_name(name: &str) -> Result<String, String> {
+    if crate::bindings::valid_profile_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{:?} is not an AWS profile name (no spaces, brackets, '#' or ';')",
+            crate::error::one_line(name)
+        ))
+    }
 }
 
 /// The clap command with the environment variables appended to `--help`.

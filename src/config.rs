@@ -4,12 +4,13 @@
 
 use std::env;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
+pub const CONFIG_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR";
 pub const LOG_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOG";
 pub const REFRESH_MARGIN_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN";
 pub const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
@@ -35,6 +36,8 @@ pub const NO_PROXY_VAR: &str = "NO_PROXY";
 const HTTPS_PROXY_VARS: [&str; 4] = [HTTPS_PROXY_VAR, "https_proxy", ALL_PROXY_VAR, "all_proxy"];
 /// The same for `http://` endpoints.
 const HTTP_PROXY_VARS: [&str; 4] = [HTTP_PROXY_VAR, "http_proxy", ALL_PROXY_VAR, "all_proxy"];
+pub const AWS_CONFIG_FILE_VAR: &str = "AWS_CONFIG_FILE";
+pub const AWS_SHARED_CREDENTIALS_FILE_VAR: &str = "AWS_SHARED_CREDENTIALS_FILE";
 
 /// Reuse a login until this long before it expires (logins last 12 hours).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(30 * 60);
@@ -53,6 +56,16 @@ pub struct Config {
     pub timeout: Duration,
     pub lock_timeout: Duration,
     pub identity: IdentitySource,
+    /// The AWS profile this run must use, and nothing else: set for a registry host bound to a
+    /// profile in the helper's configuration file (`Config::bound_to`), `None` for the standard
+    /// credential chain.
+    pub bound_profile: Option<String>,
+    /// The configuration file that bound it, for messages (`None` for `configure --profile`).
+    pub bound_in: Option<PathBuf>,
+    /// What the standard AWS settings say, for choosing and describing identities.
+    pub aws: AwsSettings,
+    /// Folder of the helper's own configuration file (`bindings.rs`); `None` without a home.
+    pub config_dir: Option<PathBuf>,
     pub docker_config_dir: Option<PathBuf>,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
@@ -74,6 +87,22 @@ pub struct Network {
     /// reads the proxy variables themselves through hyper-util's matcher.
     pub https_proxy_var: Option<&'static str>,
     pub http_proxy_var: Option<&'static str>,
+}
+
+/// The standard AWS settings the helper itself looks at (aws-config reads them again, and the
+/// rest, when it makes a call).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// Whether `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set.
+    pub keys_in_env: bool,
+    /// The shared config file: `AWS_CONFIG_FILE`, else `~/.aws/config`.
+    pub config_file: PathBuf,
+    /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    pub credentials_file: PathBuf,
+    /// `AWS_ENDPOINT_URL_LIGHTSAIL`, else `AWS_ENDPOINT_URL`, else empty.
+    pub endpoint: String,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -101,6 +130,10 @@ impl Config {
                 key: "test".into(),
                 description: "test".into(),
             },
+            bound_profile: None,
+            bound_in: None,
+            aws: AwsSettings::default(),
+            config_dir: None,
             docker_config_dir: None,
             search_path: Vec::new(),
             aws_profile: None,
@@ -117,6 +150,10 @@ impl Config {
             timeout,
             lock_timeout: seconds(LOCK_TIMEOUT_VAR, timeout + LOCK_GRACE, 1)?,
             identity: IdentitySource::from_env(),
+            bound_profile: None,
+            bound_in: None,
+            aws: AwsSettings::from_env(),
+            config_dir: config_dir(),
             docker_config_dir: docker_config_dir(),
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
@@ -146,6 +183,20 @@ fn first_set(names: [&'static str; 4]) -> Option<&'static str> {
     names.into_iter().find(|name| var_os(name).is_some())
 }
 
+impl Config {
+    /// This configuration for a registry host bound to AWS `profile`: that profile, exclusively
+    /// (keys in the environment and `AWS_PROFILE` do not count), keys the cache and signs the call.
+    /// `file` is the configuration file that binds it, if one does.
+    pub fn bound_to(&self, profile: &str, file: Option<&Path>) -> Config {
+        Config {
+            identity: IdentitySource::for_profile(profile, &self.aws),
+            bound_profile: Some(profile.to_string()),
+            bound_in: file.map(Path::to_path_buf),
+            ..self.clone()
+        }
+    }
+}
+
 #[allow(clippy::disallowed_methods)] // The one place that reads the environment.
 fn var(name: &str) -> Option<String> {
     env::var(name).ok().filter(|value| !value.trim().is_empty())
@@ -161,6 +212,39 @@ fn cache_dir() -> Option<PathBuf> {
         directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
             .map(|dirs| dirs.cache_dir().to_path_buf())
     })
+}
+
+fn config_dir() -> Option<PathBuf> {
+    var_os(CONFIG_DIR_VAR).map(PathBuf::from).or_else(|| {
+        directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
+            .map(|dirs| dirs.config_dir().to_path_buf())
+    })
+}
+
+fn home_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|dirs| dirs.home_dir().to_path_buf())
+}
+
+impl AwsSettings {
+    fn from_env() -> AwsSettings {
+        let home = home_dir().unwrap_or_default();
+        // As aws-config does: a leading `~/` in either variable is the home folder.
+        let file = |name: &str, default: &str| match var(name) {
+            Some(path) => match path.strip_prefix("~/") {
+                Some(rest) => home.join(rest),
+                None => PathBuf::from(path),
+            },
+            None => home.join(".aws").join(default),
+        };
+        AwsSettings {
+            profile: var(AWS_PROFILE_VAR),
+            keys_in_env: var(AWS_ACCESS_KEY_ID_VAR).is_some()
+                && var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
+            config_file: file(AWS_CONFIG_FILE_VAR, "config"),
+            credentials_file: file(AWS_SHARED_CREDENTIALS_FILE_VAR, "credentials"),
+            endpoint: endpoint_url().unwrap_or_default(),
+        }
+    }
 }
 
 fn docker_config_dir() -> Option<PathBuf> {
@@ -223,8 +307,8 @@ impl IdentitySource {
         };
         let parts = [
             profile.unwrap_or_else(|| DEFAULT_PROFILE.into()),
-            var("AWS_CONFIG_FILE").unwrap_or_default(),
-            var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_default(),
+            var(AWS_CONFIG_FILE_VAR).unwrap_or_default(),
+            var(AWS_SHARED_CREDENTIALS_FILE_VAR).unwrap_or_default(),
             var("AWS_ROLE_ARN").unwrap_or_default(),
             var("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default(),
             var("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default(),
@@ -238,11 +322,32 @@ impl IdentitySource {
     }
 }
 
+impl IdentitySource {
+    /// AWS `profile` and nothing else, as a binding has it: the environment's keys and
+    /// `AWS_PROFILE` play no part, so they are not in the key.
+    fn for_profile(profile: &str, aws: &AwsSettings) -> IdentitySource {
+        let parts = [
+            profile,
+            &aws.config_file.to_string_lossy(),
+            &aws.credentials_file.to_string_lossy(),
+            &aws.endpoint,
+        ];
+        IdentitySource {
+            key: format!("bound-profile\n{}", parts.join("\n")),
+            description: format!("profile '{profile}'"),
+        }
+    }
+}
+
 /// The environment the helper honours, for `--help` and the man page.
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         CACHE_DIR_VAR,
         "Cache directory (default: $XDG_CACHE_HOME/docker-credential-lightsail, i.e. ~/.cache/docker-credential-lightsail).",
+    ),
+    (
+        CONFIG_DIR_VAR,
+        "Folder of the helper's configuration file, config.json, which binds registry hosts to AWS profiles (default: $XDG_CONFIG_HOME/docker-credential-lightsail, i.e. ~/.config/docker-credential-lightsail).",
     ),
     (
         LOG_VAR,
@@ -266,7 +371,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         AWS_PROFILE_VAR,
-        "AWS profile to use; also AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, as the AWS CLI reads them.",
+        "AWS profile to use for registry hosts that `configure --profile` did not bind to one; also AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, as the AWS CLI reads them.",
     ),
     (
         AWS_ENDPOINT_URL_LIGHTSAIL_VAR,

@@ -1,12 +1,13 @@
 //! `configure`: points Docker at this helper for the user's Lightsail registries.
 
 use crate::actions::region_login;
+use crate::bindings::{self, Bindings};
 use crate::cache::Cache;
 use crate::cli::ConfigureArgs;
 use crate::config::{Config, DOCKER_CONFIG_VAR};
 use crate::docker_config::DockerConfig;
 use crate::error::{Error, Result};
-use crate::lightsail::{fetch_login, resolve_region};
+use crate::lightsail::{check_profile_exists, fetch_login, resolve_region};
 use crate::output::Output;
 
 /// The suffix Docker appends to `docker-credential-` to find this binary.
@@ -18,6 +19,16 @@ pub fn configure(
     now: u64,
     output: &mut Output,
 ) -> Result<()> {
+    // `--profile`: that profile, and only it, logs in (and so tells the registry hosts).
+    let bound;
+    let config = match &args.profile {
+        Some(profile) => {
+            check_profile_exists(config, profile)?;
+            bound = config.bound_to(profile, None);
+            &bound
+        }
+        None => config,
+    };
     let regions = if args.regions.is_empty() {
         vec![resolve_region(config, None)?]
     } else {
@@ -53,12 +64,56 @@ pub fn configure(
         }
     }
 
+    // Read (and checked) before anything is written: a refused file changes nothing.
+    let mut bindings = match (&args.profile, bindings::path(config)) {
+        (Some(_), None) => return Err(Error::NoConfigDir),
+        (Some(_), Some(path)) => Some(Bindings::load_or_empty(&path)?),
+        (None, Some(path)) => Bindings::read(&path)?,
+        (None, None) => None,
+    };
+    let mut binding_lines = Vec::new();
+    let mut changed = false;
+    if let Some(bindings) = &mut bindings {
+        let file = bindings.path().display().to_string();
+        for (_, host) in &hosts {
+            let line = match (&args.profile, bindings.profile(host).map(str::to_string)) {
+                (Some(profile), Some(old)) if old == *profile => {
+                    format!("{host} already uses AWS profile '{profile}' ({file}).")
+                }
+                (Some(profile), old) => {
+                    changed = true;
+                    bindings.bind(host, profile);
+                    match (old, args.dry_run) {
+                        (Some(old), true) => format!(
+                            "Would rebind {host} from AWS profile '{old}' to '{profile}' in {file}."
+                        ),
+                        (Some(old), false) => format!(
+                            "Rebound {host} from AWS profile '{old}' to '{profile}' in {file}."
+                        ),
+                        (None, true) => {
+                            format!("Would bind {host} to AWS profile '{profile}' in {file}.")
+                        }
+                        (None, false) => {
+                            format!("Bound {host} to AWS profile '{profile}' in {file}.")
+                        }
+                    }
+                }
+                (None, Some(old)) => format!(
+                    "{host} stays bound to AWS profile '{old}' ({file}): `get` uses that profile for it."
+                ),
+                (None, None) => continue,
+            };
+            binding_lines.push(line);
+        }
+    }
+
     let mut text = String::new();
     let path = docker.path().display();
     if added.is_empty() {
         let all: Vec<&str> = hosts.iter().map(|(_, host)| host.as_str()).collect();
+        let nothing = if changed { "" } else { ": nothing to change" };
         text.push_str(&format!(
-            "{path} already uses docker-credential-{HELPER_NAME} for {}: nothing to change.\n",
+            "{path} already uses docker-credential-{HELPER_NAME} for {}{nothing}.\n",
             all.join(", ")
         ));
     } else {
@@ -73,9 +128,18 @@ pub fn configure(
                 "  \"credHelpers\": {{ \"{host}\": \"{HELPER_NAME}\" }}\n"
             ));
         }
-        if args.dry_run {
-            text.push_str("Dry run: nothing written.\n");
-        } else {
+    }
+    for line in &binding_lines {
+        text.push_str(&format!("{line}\n"));
+    }
+    if args.dry_run && (!added.is_empty() || changed) {
+        text.push_str("Dry run: nothing written.\n");
+    } else if !args.dry_run {
+        // The binding first: a credHelpers entry without it would let `get` use another identity.
+        if let Some(bindings) = bindings.as_ref().filter(|_| changed) {
+            bindings.save()?;
+        }
+        if !added.is_empty() {
             docker.save()?;
         }
     }

@@ -2,13 +2,14 @@
 //! keeping every other key, their order, the file's mode, and a symlink a symlink.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::files;
 
 pub struct DockerConfig {
     /// The path the user knows (`~/.docker/config.json`).
@@ -101,7 +102,7 @@ impl DockerConfig {
     pub fn save(&self) -> Result<()> {
         let dir = self.target.parent().unwrap_or(Path::new("."));
         if !dir.exists() {
-            create_private_dir(dir).map_err(|err| Error::io("cannot create", dir, err))?;
+            files::create_private_dir(dir).map_err(|err| Error::io("cannot create", dir, err))?;
         }
         let mut json = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
@@ -111,58 +112,8 @@ impl DockerConfig {
             ))
             .map_err(|err| Error::DockerConfig(err.to_string()))?;
         json.push(b'\n');
-        let write = || -> io::Result<()> {
-            let mut temp = tempfile::Builder::new()
-                .prefix(".config.json.")
-                .tempfile_in(dir)?;
-            temp.write_all(&json)?;
-            if let Some(permissions) = self.permissions.clone().or_else(private_file) {
-                temp.as_file().set_permissions(permissions)?;
-            }
-            temp.as_file().sync_all()?;
-            temp.persist(&self.target).map_err(|err| err.error)?;
-            sync_dir(dir)
-        };
-        write().map_err(|err| Error::io("cannot write", &self.path, err))
-    }
-}
-
-/// A new folder: private to the user where the platform has modes (0700).
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-    }
-    #[cfg(not(unix))]
-    fs::create_dir_all(dir)
-}
-
-/// The permissions of a new config.json: 0600 on Unix; Windows' default (the profile's access
-/// list) elsewhere.
-fn private_file() -> Option<fs::Permissions> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        Some(fs::Permissions::from_mode(0o600))
-    }
-    #[cfg(not(unix))]
-    None
-}
-
-/// Makes the rename durable; Windows cannot flush a folder.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
+        files::write_atomic(&self.target, &json, self.permissions.clone())
+            .map_err(|err| Error::io("cannot write", &self.path, err))
     }
 }
 

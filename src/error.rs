@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    AWS_ACCESS_KEY_ID_VAR, AWS_CA_BUNDLE_VAR, AWS_ENDPOINT_URL_LIGHTSAIL_VAR, AWS_PROFILE_VAR,
-    AWS_SECRET_ACCESS_KEY_VAR, CA_BUNDLE_KEY, CACHE_DIR_VAR, LOCK_TIMEOUT_VAR, NO_PROXY_VAR,
-    TIMEOUT_VAR,
+    AWS_CA_BUNDLE_VAR, AWS_ENDPOINT_URL_LIGHTSAIL_VAR, CA_BUNDLE_KEY, CACHE_DIR_VAR,
+    CONFIG_DIR_VAR, LOCK_TIMEOUT_VAR, NO_PROXY_VAR, TIMEOUT_VAR,
 };
 use crate::registry::Region;
 
@@ -70,10 +69,30 @@ pub enum Error {
     RegionLookupTimeout { after: Duration },
 
     // ---- AWS identity ---------------------------------------------------------------------------
+    /// `hint` says what to do, for the case at hand (no profile named, a profile without keys…).
+    #[error("no AWS credentials found ({identity}): {hint}")]
+    NoAwsCredentials { identity: String, hint: String },
+    #[error("profile '{profile}' not found in {} or {}", .config_file.display(), .credentials_file.display())]
+    ProfileNotFound {
+        profile: String,
+        config_file: PathBuf,
+        credentials_file: PathBuf,
+    },
     #[error(
-        "no AWS credentials found ({0}): set {AWS_PROFILE_VAR}, run `aws configure` or `aws sso login`, or export {AWS_ACCESS_KEY_ID_VAR} and {AWS_SECRET_ACCESS_KEY_VAR}"
+        "profile '{profile}' not found in {} or {}; {} binds this registry to it: add the profile, or rebind with `docker-credential-lightsail configure --profile NAME --region {region}`",
+        .config_file.display(), .credentials_file.display(), .bindings.display()
     )]
-    NoAwsCredentials(String),
+    BoundProfileNotFound {
+        profile: String,
+        config_file: PathBuf,
+        credentials_file: PathBuf,
+        bindings: PathBuf,
+        region: Region,
+    },
+    #[error(
+        "the AWS SSO session of profile '{profile}' has expired or was never started: run `aws sso login --profile {profile}`"
+    )]
+    SsoSessionExpired { profile: String },
     #[error("could not load AWS credentials: {0}")]
     AwsCredentials(String),
     #[error(
@@ -238,6 +257,13 @@ pub enum Error {
     },
     #[error("{0}")]
     DockerConfig(String),
+    #[error("no folder for the helper's configuration file: set HOME or {CONFIG_DIR_VAR}")]
+    NoConfigDir,
+    /// The helper's configuration file (or its folder) is not safe to trust or to write.
+    #[error("cannot use {}: {reason}", .path.display())]
+    ConfigFileRefused { path: PathBuf, reason: String },
+    #[error("cannot use {}: {reason}; fix it or remove it", .path.display())]
+    ConfigFileInvalid { path: PathBuf, reason: String },
 }
 
 /// Which setting named a CA bundle, for messages.

@@ -14,6 +14,8 @@
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
 //! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region |
+//! | [`bindings`] | the helper's configuration file: which AWS profile each registry host uses |
+//! | [`files`] | the shared file defences: owner and mode checks, atomic replacement |
 //! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
@@ -24,6 +26,7 @@
 //! | [`logging`] | debug logs on stderr, off unless asked for |
 
 pub mod actions;
+pub mod bindings;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -31,6 +34,7 @@ pub mod configure;
 pub mod docker_config;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod lightsail;
 pub mod logging;
 pub mod output;

@@ -18,11 +18,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::imds::client::error::ImdsError;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileSet};
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
-
+use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lightsail::types::{
     Container, ContainerServiceDeployment, ContainerServiceEndpoint, EndpointRequest,
@@ -30,6 +33,7 @@ use aws_sdk_lightsail::types::{
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_types::os_shim_internal::{Env, Fs};
 use hickory_resolver::TokioResolver;
 use hyper_util::client::proxy::matcher::Matcher;
 use rustls::pki_types::CertificateDer;
@@ -38,7 +42,11 @@ use serde::Serialize;
 use tracing::debug;
 
 use crate::cache::Login;
-use crate::config::{CA_BUNDLE_KEY, Config, HTTP_PROXY_VAR, HTTPS_PROXY_VAR, TIMEOUT_VAR};
+use crate::config::{
+    AWS_ACCESS_KEY_ID_VAR, AWS_CONFIG_FILE_VAR, AWS_PROFILE_VAR, AWS_SECRET_ACCESS_KEY_VAR,
+    AWS_SHARED_CREDENTIALS_FILE_VAR, CA_BUNDLE_KEY, Config, HTTP_PROXY_VAR, HTTPS_PROXY_VAR,
+    LOG_VAR, TIMEOUT_VAR,
+};
 use crate::error::{CaBundleFrom, Error, Result, one_line};
 use crate::registry::Region;
 use crate::secret::Secret;
@@ -71,7 +79,7 @@ pub fn register_image(
 }
 
 /// `given` if there is one, else the region of the current AWS profile or environment
-/// (`AWS_REGION`, the profile's `region`…).
+/// (`AWS_REGION`, the profile's `region`…); of the bound profile, for `configure --profile`.
 pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region> {
     if let Some(region) = given {
         return Ok(region.clone());
@@ -80,8 +88,12 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
         after: config.timeout,
     };
     let found = run_bounded(config, timeout, async {
-        Ok(aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config).await?)
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client(config).await?);
+        if let Some(profile) = &config.bound_profile {
+            loader = loader.profile_name(profile);
+        }
+        Ok(loader
             .load()
             .await
             .region()
@@ -169,17 +181,26 @@ impl Lightsail {
             ),
             None => debug!("Lightsail endpoint {}, no proxy", route.endpoint),
         }
-        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config).await?)
+        let profiles = profile_set(config).await;
+        check_profile(config, Some(region), profiles.as_ref())?;
+        let http = https_client(config).await?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http.clone())
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(timeouts(config.timeout))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(profile) = &config.bound_profile {
+            // The bound profile and nothing else: not the default chain, in which keys in the
+            // environment come before any profile.
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(profile_credentials(profile, region, config, http));
+        }
+        let sdk_config = loader.load().await;
         let identity = config.identity.description.clone();
         let provider = sdk_config
             .credentials_provider()
-            .ok_or_else(|| Error::NoAwsCredentials(identity.clone()))?;
+            .ok_or_else(|| no_credentials(config, ""))?;
         let credentials = tokio::time::timeout_at(deadline, provider.provide_credentials())
             .await
             .map_err(|_| {
@@ -188,7 +209,7 @@ impl Lightsail {
                     config.timeout.as_secs()
                 ))
             })?
-            .map_err(|err| credentials_error(err, &identity))?;
+            .map_err(|err| credentials_error(err, config, profiles.as_ref()))?;
         debug!(
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
@@ -672,17 +693,219 @@ fn innermost_cause(err: &(dyn StdError + 'static)) -> String {
     one_line(&cause.to_string())
 }
 
-fn credentials_error(err: CredentialsError, identity: &str) -> Error {
+/// The credentials of AWS `profile` only, resolved as the standard chain would resolve that
+/// profile (keys, SSO, assume-role, credential_process), on the same HTTP client and budget.
+fn profile_credentials(
+    profile: &str,
+    region: &Region,
+    config: &Config,
+    http: aws_sdk_lightsail::config::SharedHttpClient,
+) -> ProfileFileCredentialsProvider {
+    let provider_config = ProviderConfig::without_region()
+        .with_region(Some(aws_config::Region::new(region.to_string())))
+        .with_http_client(http)
+        .with_behavior_version(Some(BehaviorVersion::latest()))
+        .with_timeout_config(timeouts(config.timeout))
+        .with_retry_config(RetryConfig::standard().with_max_attempts(3));
+    ProfileFileCredentialsProvider::builder()
+        .configure(&provider_config)
+        .profile_name(profile)
+        .build()
+}
+
+/// The profiles of the AWS config and credentials files, read by aws-config's own parser (the
+/// files `config.aws` names, which are the ones aws-config reads). `None` when they cannot be
+/// parsed: resolving credentials then reports that in aws-config's words.
+async fn profile_set(config: &Config) -> Option<ProfileSet> {
+    // The default files, located through these two variables as aws-config locates them: a
+    // missing file is an empty one.
+    let (config_file, credentials_file) = (
+        config.aws.config_file.to_string_lossy(),
+        config.aws.credentials_file.to_string_lossy(),
+    );
+    let env = Env::from_slice(&[
+        (AWS_CONFIG_FILE_VAR, &config_file),
+        (AWS_SHARED_CREDENTIALS_FILE_VAR, &credentials_file),
+    ]);
+    match aws_config::profile::load(&Fs::real(), &env, &EnvConfigFiles::default(), None).await {
+        Ok(profiles) => Some(profiles),
+        Err(err) => {
+            debug!("cannot parse the AWS config files: {err}");
+            None
+        }
+    }
+}
+
+/// The profile whose credentials this run must find: the bound one, or the one `AWS_PROFILE`
+/// names when no keys in the environment come first. `None`: the standard chain's `default`,
+/// which may be missing (the chain then goes on to web identity, containers and instances).
+fn named_profile(config: &Config) -> Option<&str> {
+    config.bound_profile.as_deref().or_else(|| {
+        config
+            .aws
+            .profile
+            .as_deref()
+            .filter(|_| !config.aws.keys_in_env)
+    })
+}
+
+/// A named profile that is in neither AWS file is an error that says so, before any attempt.
+/// `region` is the one being fetched, for the rebind hint of a binding's error.
+fn check_profile(
+    config: &Config,
+    region: Option<&Region>,
+    profiles: Option<&ProfileSet>,
+) -> Result<()> {
+    let (Some(profile), Some(profiles)) = (named_profile(config), profiles) else {
+        return Ok(());
+    };
+    if profiles.get_profile(profile).is_some() {
+        return Ok(());
+    }
+    let (profile, config_file, credentials_file) = (
+        profile.to_string(),
+        config.aws.config_file.clone(),
+        config.aws.credentials_file.clone(),
+    );
+    Err(match (&config.bound_in, region) {
+        (Some(bindings), Some(region)) => Error::BoundProfileNotFound {
+            profile,
+            config_file,
+            credentials_file,
+            bindings: bindings.clone(),
+            region: region.clone(),
+        },
+        _ => Error::ProfileNotFound {
+            profile,
+            config_file,
+            credentials_file,
+        },
+    })
+}
+
+/// `configure --profile`: a one-line error when `profile` is in neither AWS file.
+pub fn check_profile_exists(config: &Config, profile: &str) -> Result<()> {
+    let bound = config.bound_to(profile, None);
+    let timeout = Error::AwsCredentials(format!(
+        "could not read the AWS config files within {} s ({TIMEOUT_VAR})",
+        config.timeout.as_secs()
+    ));
+    run_bounded(config, timeout, async {
+        check_profile(&bound, None, profile_set(&bound).await.as_ref())
+    })
+}
+
+/// "No AWS credentials found", with what to do about it for this configuration.
+fn no_credentials(config: &Config, also: &str) -> Error {
+    let hint = match named_profile(config) {
+        Some(profile) => format!(
+            "profile '{profile}' has no keys, SSO, role or credential_process settings: run `aws configure --profile {profile}` or `aws configure sso --profile {profile}`"
+        ),
+        None => format!(
+            "set {AWS_PROFILE_VAR}, run `aws configure` or `aws sso login`, or export {AWS_ACCESS_KEY_ID_VAR} and {AWS_SECRET_ACCESS_KEY_VAR}"
+        ),
+    };
+    Error::NoAwsCredentials {
+        identity: config.identity.description.clone(),
+        hint: format!("{hint}{also}"),
+    }
+}
+
+fn credentials_error(
+    err: CredentialsError,
+    config: &Config,
+    profiles: Option<&ProfileSet>,
+) -> Error {
+    let identity = &config.identity.description;
+    if let Some(profile) = sso_profile(config, profiles)
+        && sso_session_failed(&err)
+    {
+        debug!("SSO credentials failed: {}", causes(&err));
+        return Error::SsoSessionExpired {
+            profile: profile.to_string(),
+        };
+    }
     match &err {
-        CredentialsError::CredentialsNotLoaded(_) => Error::NoAwsCredentials(identity.to_string()),
+        CredentialsError::CredentialsNotLoaded(_) => {
+            debug!("no credentials: {}", causes(&err));
+            no_credentials(config, "")
+        }
         CredentialsError::ProviderTimedOut(_) => {
             Error::AwsCredentials(format!("timed out resolving credentials from {identity}"))
         }
+        // Something answered on the instance-metadata address, but not with credentials: for
+        // the user that is no credentials; what it answered is for the debug log.
+        _ if caused_by::<ImdsError>(&err) => {
+            debug!(
+                "the instance metadata service gave no credentials: {}",
+                causes(&err)
+            );
+            no_credentials(
+                config,
+                &format!(
+                    " (the instance metadata service gave none; {LOG_VAR}=debug shows its answer)"
+                ),
+            )
+        }
         _ => {
+            debug!("credentials failed: {}", causes(&err));
             let cause = err.source().map(|s| s.to_string()).unwrap_or_default();
             Error::AwsCredentials(one_line(&format!("{identity}: {err}: {cause}")))
         }
     }
+}
+
+/// Every message in `err`'s chain of causes, for the debug log (Display only: `Debug` forms can
+/// hold raw response bodies).
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    one_line(&text)
+}
+
+/// Whether `T` is among the causes of `err`.
+fn caused_by<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(current) = cause {
+        if current.is::<T>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+/// The profile whose credentials come from IAM Identity Center (SSO), if that is this run's.
+fn sso_profile<'a>(config: &'a Config, profiles: Option<&ProfileSet>) -> Option<&'a str> {
+    let name = named_profile(config).or_else(|| (!config.aws.keys_in_env).then_some("default"))?;
+    let profile = profiles?.get_profile(name)?;
+    ["sso_session", "sso_start_url"]
+        .iter()
+        .any(|key| profile.get(key).is_some())
+        .then_some(name)
+}
+
+/// Whether an SSO profile failed for want of a valid session: an expired or missing cached token
+/// (aws-config's error types for it are private, so this goes by their messages, pinned by the
+/// suite's SSO tests), or the SSO service refusing the token.
+fn sso_session_failed(err: &CredentialsError) -> bool {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if ["SSO token", "/sso/cache/", "UnauthorizedException"]
+            .iter()
+            .any(|sign| text.contains(sign))
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time),

@@ -4,7 +4,7 @@
 use std::fs;
 
 use crate::support::fake_lightsail::{LOGIN, REGISTER};
-use crate::support::{RunOutput, TestEnv};
+use crate::support::{RunOutput, TestEnv, snapshot};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -57,6 +57,114 @@ fn configure_dry_run_writes_nothing_and_bad_json_is_left_alone() {
     assert_fails_with(&bad, "error: ");
     assert!(bad.stderr.contains("is not valid JSON"), "{}", bad.stderr);
     assert_eq!(fs::read_to_string(&path).unwrap(), "{\"auths\": {");
+}
+
+/// An environment whose credentials file has profiles `ci` and `admin`: two identities in the
+/// fake's default account, the one the environment's keys belong to.
+fn with_profiles() -> TestEnv {
+    let mut env = TestEnv::new();
+    env.write_aws_credentials(
+        "[ci]\naws_access_key_id = AKIACI0000000000001\naws_secret_access_key = CiSecret/0001\n\
+         [admin]\naws_access_key_id = AKIAADMIN0000000001\naws_secret_access_key = AdminSecret/0001\n",
+    );
+    env
+}
+
+#[test]
+fn configure_profile_binds_then_rebinds_and_dry_run_writes_nothing() {
+    let env = with_profiles();
+    let host = env.registry_host("us-east-1");
+    let file = env.helper_config_path();
+    let shown = file.display();
+    let configure = |more: &[&str]| {
+        let args = [&["configure", "--region", "us-east-1"], more].concat();
+        let out = env.run(&args, "");
+        assert!(out.success(), "{out:?}");
+        out.stdout
+    };
+
+    let dry = configure(&["--profile", "ci", "--dry-run"]);
+    assert!(
+        dry.contains(&format!(
+            "Would bind {host} to AWS profile 'ci' in {shown}.\nDry run: nothing written.\n"
+        )),
+        "{dry}"
+    );
+    assert!(!file.exists() && !env.docker_config_dir().join("config.json").exists());
+
+    let first = configure(&["--profile", "ci"]);
+    assert!(first.starts_with("Added to "), "{first}");
+    assert!(
+        first.contains(&format!("\nBound {host} to AWS profile 'ci' in {shown}.\n")),
+        "{first}"
+    );
+    let same = configure(&["--profile", "ci"]);
+    assert!(
+        same.contains(&format!(
+            "nothing to change.\n{host} already uses AWS profile 'ci' ({shown}).\n"
+        )),
+        "{same}"
+    );
+
+    let written = fs::read(&file).unwrap();
+    let dry = configure(&["--profile", "admin", "--dry-run"]);
+    assert!(
+        dry.contains(&format!("Would rebind {host} from AWS profile 'ci' to 'admin' in {shown}.\nDry run: nothing written.\n")),
+        "{dry}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), written);
+    let rebound = configure(&["--profile", "admin"]);
+    assert!(
+        rebound.contains(&format!("already uses docker-credential-lightsail for {host}.\nRebound {host} from AWS profile 'ci' to 'admin' in {shown}.\n")),
+        "{rebound}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["registries"][&host]["profile"], "admin");
+
+    // Without --profile (the environment's keys, same account), the binding stays, and says so.
+    let plain = configure(&[]);
+    assert!(
+        plain.contains(&format!(
+            "{host} stays bound to AWS profile 'admin' ({shown}): `get` uses that profile for it.\n"
+        )),
+        "{plain}"
+    );
+    assert_eq!(
+        doc,
+        serde_json::from_slice::<serde_json::Value>(&fs::read(&file).unwrap()).unwrap()
+    );
+}
+
+#[test]
+fn configure_with_a_missing_profile_says_where_it_looked_and_writes_nothing() {
+    let env = with_profiles();
+    let before = snapshot(env.root());
+    let out = env.run(
+        &["configure", "--profile", "staging", "--region", "us-east-1"],
+        "",
+    );
+    assert_fails_with(
+        &out,
+        &format!(
+            "error: profile 'staging' not found in {} or {}\n",
+            env.aws_config_path().display(),
+            env.aws_credentials_path().display()
+        ),
+    );
+    assert_eq!(snapshot(env.root()), before);
+    assert_eq!(env.fake.calls(LOGIN), 0);
+
+    // A name that cannot be a profile is a usage error.
+    let bad = env.run(
+        &["configure", "--profile", "a b", "--region", "us-east-1"],
+        "",
+    );
+    assert_eq!(bad.code, Some(2), "{bad:?}");
+    assert!(
+        bad.stderr.contains("is not an AWS profile name"),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// `register` with the given service, label and digest, plus more arguments.

@@ -18,6 +18,7 @@ mod fake_selftest;
 mod hostile_env;
 mod man_page;
 mod network;
+mod profiles;
 mod properties;
 mod protocol;
 mod push;

@@ -168,7 +168,16 @@ fn environment_section(roff: &mut Roff) {
 
 fn files_section(roff: &mut Roff) {
     roff.control("SH", ["FILES"]);
-    let files: [(&str, &str); 3] = [
+    let files: [(&str, &str); 4] = [
+        (
+            "~/.config/docker-credential-lightsail/config.json",
+            "The helper's own configuration: which AWS profile each registry host uses, as \
+             {\"registries\": {\"<host>\": {\"profile\": \"<name>\"}}}. configure --profile \
+             writes it; get for a host in it uses that profile only, whatever AWS_PROFILE or keys \
+             in the environment say. It is used only if it is the user's own regular file, not a \
+             symbolic link, and writable by nobody else (configure writes it 0600, atomically). \
+             $XDG_CONFIG_HOME or DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR move it.",
+        ),
         (
             "~/.cache/docker-credential-lightsail/",
             "The cache: one file per region and AWS identity with the registry login the API \
@@ -226,6 +235,16 @@ fn examples_section(roff: &mut Roff) {
     example(
         roff,
         &[r#"{ "credHelpers": { "123456789012.dkr.ecr.us-east-1.amazonaws.com": "lightsail" } }"#],
+    );
+    roff.text([roman(
+        "With a staging and a production account, bind each registry to its own AWS profile:",
+    )]);
+    example(
+        roff,
+        &[
+            "docker-credential-lightsail configure --profile staging --region us-east-1",
+            "docker-credential-lightsail configure --profile production --region us-east-1",
+        ],
     );
     roff.text([roman("Ask for credentials as Docker does:")]);
     example(
@@ -412,6 +431,7 @@ fn man_renders_the_page() {
     for path in [
         "~/.cache/docker-credential-lightsail/",
         "~/.docker/config.json",
+        "~/.config/docker-credential-lightsail/config.json",
     ] {
         assert!(
             man_section(&text, "FILES")

@@ -147,6 +147,20 @@ impl FakeLightsail {
         self.shared.update(|s| s.account = account.to_string());
     }
 
+    /// Calls signed with `access_key_id` belong to `account`: their logins name that account's
+    /// registry host (other keys keep `set_account`'s). For several AWS accounts on one fake.
+    pub fn set_account_for_key(&self, access_key_id: &str, account: &str) {
+        self.shared.update(|s| {
+            s.accounts_by_key
+                .insert(access_key_id.to_string(), account.to_string())
+        });
+    }
+
+    /// The registry host the fake returns for logins signed with `access_key_id` in `region`.
+    pub fn registry_host_for_key(&self, access_key_id: &str, region: &str) -> String {
+        registry_host(self.shared.lock().account_of(access_key_id), region)
+    }
+
     /// Logins issued from now on expire `seconds` after the call (may be small or negative).
     pub fn set_expires_in(&self, seconds: i64) {
         self.shared.update(|s| s.expires_in = seconds);
@@ -374,6 +388,7 @@ struct Failure {
 struct State {
     // Settings.
     account: String,
+    accounts_by_key: HashMap<String, String>,
     expires_in: i64,
     fixed_password: Option<String>,
     expect_region: Option<String>,
@@ -402,6 +417,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             account: DEFAULT_ACCOUNT.to_string(),
+            accounts_by_key: HashMap::new(),
             expires_in: DEFAULT_EXPIRES_IN,
             fixed_password: None,
             expect_region: None,
@@ -472,11 +488,18 @@ impl State {
         password
     }
 
-    fn login(&mut self, port: u16, region: &str) -> Response {
+    /// The account that calls signed with `access_key_id` belong to.
+    fn account_of(&self, access_key_id: &str) -> &str {
+        self.accounts_by_key
+            .get(access_key_id)
+            .unwrap_or(&self.account)
+    }
+
+    fn login(&mut self, port: u16, region: &str, access_key_id: &str) -> Response {
         let mut login = json!({
             "username": "AWS",
             "expiresAt": now_epoch_secs() + self.expires_in,
-            "registry": registry_host(&self.account, region),
+            "registry": registry_host(self.account_of(access_key_id), region),
         });
         if self.mode != Mode::LoginWithoutPassword {
             login["password"] = Value::from(self.issue_password(port));
@@ -687,8 +710,11 @@ fn handle_operation(request: &Request, shared: &Shared) -> Reply {
     } else if state.mode == Mode::MalformedBody {
         Response::json_text(MALFORMED_BODY.to_string())
     } else {
+        let key = scope
+            .as_ref()
+            .map_or("", |scope| scope.access_key_id.as_str());
         match operation {
-            LOGIN => state.login(shared.port, &region),
+            LOGIN => state.login(shared.port, &region, key),
             REGISTER => state.register(&request.body),
             GET_SERVICES => state.services.get(&request.body),
             _ => {

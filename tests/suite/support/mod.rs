@@ -108,6 +108,15 @@ impl TestEnv {
         self.root().join("docker")
     }
 
+    /// The helper's own configuration file (registry host to AWS profile bindings) at its
+    /// default place for this `HOME`: absent until `configure --profile` writes it.
+    pub fn helper_config_path(&self) -> PathBuf {
+        self.home()
+            .join(".config")
+            .join("docker-credential-lightsail")
+            .join("config.json")
+    }
+
     /// `AWS_CONFIG_FILE` (absent until `write_aws_config`).
     pub fn aws_config_path(&self) -> PathBuf {
         self.root().join("aws").join("config")
