@@ -17,19 +17,17 @@
 //! A missing file means no bindings. Rewrites keep every key they do not know and replace the
 //! file atomically.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::OFlags;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::debug;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, NotOpened};
 use crate::registry::Registry;
 
 /// The file's name in the config folder.
@@ -151,10 +149,7 @@ impl Bindings {
         };
         let metadata = match fs::symlink_metadata(dir) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
+                files::create_private_dir(dir)
                     .map_err(|err| refuse(format!("cannot create it: {err}")))?;
                 fs::symlink_metadata(dir)
             }
@@ -221,18 +216,11 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-    {
+    let file = match files::open_no_follow(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // O_NOFOLLOW on a symlink.
-        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(refuse("it is a symbolic link".into()));
-        }
-        Err(err) => return Err(refuse(format!("cannot read it: {err}"))),
+        Err(NotOpened::Missing) => return Ok(None),
+        Err(NotOpened::Symlink) => return Err(refuse("it is a symbolic link".into())),
+        Err(NotOpened::Failed(err)) => return Err(refuse(format!("cannot read it: {err}"))),
     };
     let metadata = file
         .metadata()

@@ -78,14 +78,13 @@ pub enum Error {
         config_file: PathBuf,
         credentials_file: PathBuf,
     },
+    /// `missing` is the `ProfileNotFound` of the profile the configuration file names.
     #[error(
-        "profile '{profile}' not found in {} or {}; {} binds this registry to it: add the profile, or rebind with `docker-credential-lightsail configure --profile NAME --region {region}`",
-        .config_file.display(), .credentials_file.display(), .bindings.display()
+        "{missing}; {} binds this registry to it: add the profile, or rebind with `docker-credential-lightsail configure --profile NAME --region {region}`",
+        .bindings.display()
     )]
     BoundProfileNotFound {
-        profile: String,
-        config_file: PathBuf,
-        credentials_file: PathBuf,
+        missing: Box<Error>,
         bindings: PathBuf,
         region: Region,
     },

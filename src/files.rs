@@ -64,6 +64,43 @@ pub fn write_atomic(
     sync_dir(dir)
 }
 
+/// Why `open_no_follow` opened nothing.
+#[derive(Debug)]
+pub enum NotOpened {
+    Missing,
+    Symlink,
+    Failed(io::Error),
+}
+
+/// Opens `path` for reading, never through a symlink and never blocking on a FIFO (on Windows,
+/// where there are no FIFOs, a symlink is looked for before opening).
+pub fn open_no_follow(path: &Path) -> Result<fs::File, NotOpened> {
+    let classify = |err: io::Error| match err.kind() {
+        io::ErrorKind::NotFound => NotOpened::Missing,
+        _ => NotOpened::Failed(err),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+            .map_err(|err| match err.raw_os_error() {
+                Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => NotOpened::Symlink,
+                _ => classify(err),
+            })
+    }
+    #[cfg(not(unix))]
+    {
+        if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(NotOpened::Symlink);
+        }
+        fs::File::open(path).map_err(classify)
+    }
+}
+
 /// A new folder and its missing parents: private to the user (0700) where the platform has
 /// modes.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {

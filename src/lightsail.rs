@@ -762,24 +762,18 @@ fn check_profile(
     if profiles.get_profile(profile).is_some() {
         return Ok(());
     }
-    let (profile, config_file, credentials_file) = (
-        profile.to_string(),
-        config.aws.config_file.clone(),
-        config.aws.credentials_file.clone(),
-    );
+    let missing = Error::ProfileNotFound {
+        profile: profile.to_string(),
+        config_file: config.aws.config_file.clone(),
+        credentials_file: config.aws.credentials_file.clone(),
+    };
     Err(match (&config.bound_in, region) {
         (Some(bindings), Some(region)) => Error::BoundProfileNotFound {
-            profile,
-            config_file,
-            credentials_file,
+            missing: Box::new(missing),
             bindings: bindings.clone(),
             region: region.clone(),
         },
-        _ => Error::ProfileNotFound {
-            profile,
-            config_file,
-            credentials_file,
-        },
+        _ => missing,
     })
 }
 
