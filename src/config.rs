@@ -69,8 +69,6 @@ pub struct Config {
     pub docker_config_dir: Option<PathBuf>,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
-    /// `AWS_PROFILE`: the profile whose settings (such as `ca_bundle`) apply; `None` is `default`.
-    pub aws_profile: Option<String>,
     pub network: Network,
 }
 
@@ -101,8 +99,6 @@ pub struct AwsSettings {
     pub config_file: PathBuf,
     /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
     pub credentials_file: PathBuf,
-    /// `AWS_ENDPOINT_URL_LIGHTSAIL`, else `AWS_ENDPOINT_URL`, else empty.
-    pub endpoint: String,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -136,7 +132,6 @@ impl Config {
             config_dir: None,
             docker_config_dir: None,
             search_path: Vec::new(),
-            aws_profile: None,
             network: Network::default(),
         }
     }
@@ -158,7 +153,6 @@ impl Config {
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
-            aws_profile: var(AWS_PROFILE_VAR),
             network: Network {
                 endpoint_url: endpoint_url(),
                 ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
@@ -168,9 +162,13 @@ impl Config {
         })
     }
 
-    /// The profile whose settings apply: `AWS_PROFILE`, else `default`.
+    /// The profile whose settings (such as `ca_bundle`) apply: the registry's bound profile,
+    /// else `AWS_PROFILE`, else `default`.
     pub fn profile_name(&self) -> &str {
-        self.aws_profile.as_deref().unwrap_or(DEFAULT_PROFILE)
+        self.bound_profile
+            .as_deref()
+            .or(self.aws.profile.as_deref())
+            .unwrap_or(DEFAULT_PROFILE)
     }
 }
 
@@ -189,7 +187,7 @@ impl Config {
     /// `file` is the configuration file that binds it, if one does.
     pub fn bound_to(&self, profile: &str, file: Option<&Path>) -> Config {
         Config {
-            identity: IdentitySource::for_profile(profile, &self.aws),
+            identity: IdentitySource::for_profile(profile, &self.aws, &self.network),
             bound_profile: Some(profile.to_string()),
             bound_in: file.map(Path::to_path_buf),
             ..self.clone()
@@ -242,7 +240,6 @@ impl AwsSettings {
                 && var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
             config_file: file(AWS_CONFIG_FILE_VAR, "config"),
             credentials_file: file(AWS_SHARED_CREDENTIALS_FILE_VAR, "credentials"),
-            endpoint: endpoint_url().unwrap_or_default(),
         }
     }
 }
@@ -325,12 +322,12 @@ impl IdentitySource {
 impl IdentitySource {
     /// AWS `profile` and nothing else, as a binding has it: the environment's keys and
     /// `AWS_PROFILE` play no part, so they are not in the key.
-    fn for_profile(profile: &str, aws: &AwsSettings) -> IdentitySource {
+    fn for_profile(profile: &str, aws: &AwsSettings, network: &Network) -> IdentitySource {
         let parts = [
             profile,
             &aws.config_file.to_string_lossy(),
             &aws.credentials_file.to_string_lossy(),
-            &aws.endpoint,
+            network.endpoint_url.as_deref().unwrap_or_default(),
         ];
         IdentitySource {
             key: format!("bound-profile\n{}", parts.join("\n")),

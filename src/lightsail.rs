@@ -11,7 +11,6 @@
 //! SDK's default client does), and the CA bundle of `AWS_CA_BUNDLE` or the profile's `ca_bundle`
 //! trusted beside the system's roots (the AWS CLI's settings; the Rust SDK reads neither).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -88,8 +87,9 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
         after: config.timeout,
     };
     let found = run_bounded(config, timeout, async {
+        let profiles = profile_set(config).await;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config).await?);
+            .http_client(https_client(config, profiles.as_ref())?);
         if let Some(profile) = &config.bound_profile {
             loader = loader.profile_name(profile);
         }
@@ -183,7 +183,7 @@ impl Lightsail {
         }
         let profiles = profile_set(config).await;
         check_profile(config, Some(region), profiles.as_ref())?;
-        let http = https_client(config).await?;
+        let http = https_client(config, profiles.as_ref())?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http.clone())
             .region(aws_config::Region::new(region.to_string()))
@@ -906,9 +906,12 @@ fn sso_session_failed(err: &CredentialsError) -> bool {
 /// resolving names in Rust, through the proxy of the environment (`ProxyConfig::from_env`, as
 /// the SDK's own default client: with a proxy, the endpoint's name is resolved by the proxy),
 /// trusting the CA bundle's certificates beside the system's roots.
-async fn https_client(config: &Config) -> Result<aws_sdk_lightsail::config::SharedHttpClient> {
+fn https_client(
+    config: &Config,
+    profiles: Option<&ProfileSet>,
+) -> Result<aws_sdk_lightsail::config::SharedHttpClient> {
     use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
-    let tls_context = match ca_bundle(config).await {
+    let tls_context = match ca_bundle(config, profiles) {
         Some(bundle) => Some(bundle.tls_context()?),
         None => None,
     };
@@ -935,8 +938,9 @@ struct CaBundle {
     from: CaBundleFrom,
 }
 
-/// `AWS_CA_BUNDLE`, else `ca_bundle` in the active profile, as the AWS CLI takes them.
-async fn ca_bundle(config: &Config) -> Option<CaBundle> {
+/// `AWS_CA_BUNDLE`, else `ca_bundle` in the active profile of `profiles` (the AWS config files,
+/// read by aws-config's own parser), as the AWS CLI takes them.
+fn ca_bundle(config: &Config, profiles: Option<&ProfileSet>) -> Option<CaBundle> {
     if let Some(path) = &config.network.ca_bundle {
         return Some(CaBundle {
             path: path.clone(),
@@ -944,31 +948,11 @@ async fn ca_bundle(config: &Config) -> Option<CaBundle> {
         });
     }
     let profile = config.profile_name();
-    Some(CaBundle {
-        path: profile_ca_bundle(profile).await?,
+    let path = profiles?.get_profile(profile)?.get(CA_BUNDLE_KEY)?.trim();
+    (!path.is_empty()).then(|| CaBundle {
+        path: PathBuf::from(path),
         from: CaBundleFrom::Profile(profile.to_string()),
     })
-}
-
-/// `ca_bundle` of `profile` in the AWS config files, read with aws-config's own parser (which
-/// finds the files as it does for credentials: `AWS_CONFIG_FILE`, else `~/.aws/config`). Files
-/// that do not parse give none here; aws-config reports them when it loads credentials.
-async fn profile_ca_bundle(profile: &str) -> Option<PathBuf> {
-    use aws_runtime::env_config::file::EnvConfigFiles;
-    use aws_types::os_shim_internal::{Env, Fs};
-    let loaded = aws_config::profile::load(
-        &Fs::real(),
-        &Env::real(),
-        &EnvConfigFiles::default(),
-        Some(Cow::Owned(profile.to_string())),
-    )
-    .await;
-    let Ok(profiles) = loaded else {
-        debug!("the AWS config files do not parse: no {CA_BUNDLE_KEY} from them");
-        return None;
-    };
-    let path = profiles.get_profile(profile)?.get(CA_BUNDLE_KEY)?.trim();
-    (!path.is_empty()).then(|| PathBuf::from(path))
 }
 
 impl CaBundle {

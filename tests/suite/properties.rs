@@ -260,7 +260,6 @@ impl Sandbox {
             config_dir: None,
             docker_config_dir: None,
             search_path: Vec::new(),
-            aws_profile: None,
             network: Default::default(),
         };
         let sandbox = Sandbox { _dir: dir, config };
