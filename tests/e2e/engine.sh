@@ -96,65 +96,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'fatal "interrupted (the whole run has ${RUN_TIMEOUT} s)"' TERM INT
 
-passed=0
-failed=0
-last_output=()
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $1"
-}
-not_ok() {
-    failed=$((failed + 1))
-    echo "not ok - $1"
-    shift
-    local line
-    for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-}
-# check WHAT CONDITION...: runs the condition (a command), counts and prints the result. On
-# failure, shows the output of the last `run`.
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what" "${last_output[@]}"; fi
-}
-# run NAME CMD...: runs CMD with a timeout and no stdin; keeps rc, stdout and stderr.
-run() {
-    local name=$1
-    shift
-    out=$work/out/$name.stdout
-    err=$work/out/$name.stderr
-    mkdir -p "$work/out"
-    # In the background and waited for: a TERM (the run's time is up) is handled at once.
-    set +e
-    timeout "$CMD_TIMEOUT" "$@" >"$out" 2>"$err" </dev/null &
-    wait $!
-    rc=$?
-    set -e
-    last_output=("\$ $*" "exit code $rc" "stdout: $(head -c 3000 "$out")" "stderr: $(head -c 3000 "$err")")
-}
-succeeded() { [ "$rc" -eq 0 ]; }
-refused() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; }
-stderr_has() { grep -qiF -- "$1" "$err"; }
-# wait_until SECONDS CMD...: polls CMD every 0.1 s; false when time runs out.
-wait_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=tests/e2e/checks.sh
+source "$(dirname "$self")/checks.sh"
 # calls_of URL: how many registry logins the fake at URL has answered.
 calls_of() { timeout 10 curl -fsS --max-time 5 "$1/__calls" 2>/dev/null | tr -d ' \n' || echo '?'; }
 login_calls() { calls_of "$fake_url"; }
 helper_was_called() { grep -qx "$1" "$work/helper-calls.log" 2>/dev/null; }
 reset_helper_log() { : >"$work/helper-calls.log"; }
-fatal() {
-    not_ok "$1" "${@:2}"
-    echo "$passed passed, $failed failed"
-    exit 1
-}
 
 # ---- private /etc/hosts, /etc/docker, /etc/containers, /run, /var/lib ---------------------------
 
