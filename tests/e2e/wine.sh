@@ -200,7 +200,7 @@ cp "$HELPER_EXE" "$exe"
 timeout 60 x86_64-w64-mingw32-gcc -shared -O2 -s -Wall -Wextra -Werror \
     -o "$work/bin/bcryptprimitives.dll" "$repo/tests/e2e/wine/bcryptprimitives.c" -ladvapi32 \
     >"$work/shim.log" 2>&1 || fatal "build the bcryptprimitives.dll shim" "$(cat "$work/shim.log")"
-imports=$(x86_64-w64-mingw32-objdump -p "$exe" 2>/dev/null | awk '/DLL Name:/ { printf "%s ", $3 }')
+imports=$(x86_64-w64-mingw32-objdump -p "$exe" 2>/dev/null | awk '/DLL Name:/ { print tolower($3) }' | sort -u | tr '\n' ' ')
 echo "# $(basename "$HELPER_EXE") ($(stat -c %s "$exe") bytes) imports: ${imports:-?}"
 
 # The prefix, once: wineboot --init, then a wineserver that stays up until the end.
@@ -315,10 +315,12 @@ if wait_until 15 slow_fake_has_url; then
     for i in 1 2; do
         (
             set +e
+            date +%s.%N >"$work/out/concurrent-$i.started"
             printf '%s\n' "$HOST" | DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR='C:\dcl-concurrent-cache' \
                 AWS_ENDPOINT_URL_LIGHTSAIL=$slow_url timeout "$CMD_TIMEOUT" "$WINE_BIN" "$exe" get \
                 >"$work/out/concurrent-$i.stdout" 2>"$work/out/concurrent-$i.stderr"
             echo $? >"$work/out/concurrent-$i.rc"
+            date +%s.%N >"$work/out/concurrent-$i.ended"
         ) &
         concurrent[i]=$!
     done
@@ -339,6 +341,15 @@ if wait_until 15 slow_fake_has_url; then
     }
     check "two concurrent gets on an empty cache (API answering in 1 s) both answer, with exactly one API call" \
         both_answered
+    # Otherwise the second would only have been a cache hit.
+    overlapped() {
+        local s1 s2 e1 e2
+        s1=$(cat "$work/out/concurrent-1.started") e1=$(cat "$work/out/concurrent-1.ended")
+        s2=$(cat "$work/out/concurrent-2.started") e2=$(cat "$work/out/concurrent-2.ended")
+        last_output=("get 1 ran from $s1 to $e1, get 2 from $s2 to $e2")
+        awk -v s1="$s1" -v s2="$s2" -v e1="$e1" -v e2="$e2" 'BEGIN { exit !(s1 < e2 && s2 < e1) }'
+    }
+    check "the two gets did run at the same time" overlapped
     check "that cache folder (C:\\dcl-concurrent-cache) holds the entry" \
         eval '[ -n "$(find "$WINEPREFIX/drive_c/dcl-concurrent-cache" -name "login-*.json" 2>/dev/null)" ]'
 else
