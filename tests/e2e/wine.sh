@@ -37,7 +37,7 @@ readonly RUN_TIMEOUT=240  # seconds, for the whole run, wineboot included
 
 self=$(readlink -f "${BASH_SOURCE[0]}")
 repo=$(cd "$(dirname "$self")/../.." && pwd)
-HELPER_EXE=$(readlink -f "${HELPER_EXE:-$repo/target/x86_64-pc-windows-gnu/debug/docker-credential-lightsail.exe}" || true)
+HELPER_EXE=$(readlink -f "${HELPER_EXE:-$repo/target/x86_64-pc-windows-gnu/release/docker-credential-lightsail.exe}" || true)
 FAKE_BIN=$(readlink -f "${FAKE_BIN:-$repo/target/debug/examples/fake_lightsail}" || true)
 export HELPER_EXE FAKE_BIN
 
@@ -95,63 +95,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'fatal "interrupted (the whole run has ${RUN_TIMEOUT} s)"' TERM INT
 
-passed=0
-failed=0
-last_output=()
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $1"
-}
-not_ok() {
-    failed=$((failed + 1))
-    echo "not ok - $1"
-    shift
-    local line
-    for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-}
-# check WHAT CONDITION...: runs the condition (a command), counts and prints the result. On
-# failure, shows the output of the last `run`.
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else not_ok "$what" "${last_output[@]}"; fi
-}
-# run NAME CMD...: runs CMD with a timeout and no stdin; keeps rc, stdout and stderr.
-# With INPUT set (INPUT=... run ...), that text is its stdin instead.
-run() {
-    local name=$1
-    shift
-    out=$work/out/$name.stdout
-    err=$work/out/$name.stderr
-    mkdir -p "$work/out"
-    set +e
-    if [ -n "${INPUT+set}" ]; then
-        printf '%s\n' "$INPUT" | timeout "$CMD_TIMEOUT" "$@" >"$out" 2>"$err"
-    else
-        timeout "$CMD_TIMEOUT" "$@" >"$out" 2>"$err" </dev/null
-    fi
-    rc=$?
-    set -e
-    last_output=("\$ $*" "exit code $rc" "stdout: $(head -c 3000 "$out")" "stderr: $(head -c 3000 "$err")")
-}
+# shellcheck source=tests/e2e/checks.sh
+source "$(dirname "$self")/checks.sh"
 # helper NAME ACTION [ARGS...]: runs the .exe under Wine, as `run` does.
 helper() {
     local name=$1
     shift
     run "$name" "$WINE_BIN" "$exe" "$@"
 }
-succeeded() { [ "$rc" -eq 0 ]; }
-stdout_has() { grep -qF -- "$1" "$out"; }
 stderr_empty() { [ ! -s "$err" ]; }
-# wait_until SECONDS CMD...: polls CMD every 0.1 s; false when time runs out.
-wait_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 json() { python3 - "$@"; }
 # login_calls [URL]: how many registry logins the fake (at URL, default the first one) answered.
 login_calls() {
@@ -176,11 +128,6 @@ if doc["ServerURL"].removeprefix("https://").rstrip("/") != host or doc["Usernam
 EOF
 }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-fatal() {
-    not_ok "$1" "${@:2}"
-    echo "$passed passed, $failed failed"
-    exit 1
-}
 
 # A user with nothing set up: its own Unix HOME, no AWS files, no Docker settings.
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION AWS_REGION AWS_CONFIG_FILE \
