@@ -13,9 +13,10 @@
 //! | [`actions`] | the protocol actions' decisions between cache and API, with `now` passed in |
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
-//! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region |
+//! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region; its `network` (HTTPS client, proxy, CA bundle) and `credentials` (bound profiles, failures by cause) |
 //! | [`bindings`] | the helper's configuration file: which AWS profile each registry host uses |
 //! | [`files`] | the shared file defences: owner and mode checks, atomic replacement |
+//! | [`private_dir`] | the cache's folder: checked once, then used through its handle (Unix) or path (Windows) |
 //! | [`configure`] | the `configure` command: log in, then one `credHelpers` entry |
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |

@@ -1,0 +1,351 @@
+//! The network under the SDK: the HTTPS client (rustls on ring, names resolved in Rust, the
+//! proxy of `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` as hyper-util's matcher reads
+//! them, the CA bundle of `AWS_CA_BUNDLE` or the profile's `ca_bundle` beside the system's roots),
+//! and the one-line errors that name the endpoint and the proxy, never a proxy's password.
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+
+use aws_config::profile::ProfileSet;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use hickory_resolver::TokioResolver;
+use hyper_util::client::proxy::matcher::Matcher;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tracing::debug;
+
+use crate::config::{CA_BUNDLE_KEY, Config, HTTP_PROXY_VAR, HTTPS_PROXY_VAR};
+use crate::error::{CaBundleFrom, Error, Result, one_line};
+use crate::registry::Region;
+
+/// Where API calls go, and through which proxy: what messages about the network name. Hosts are
+/// shown with their port and never with userinfo (a proxy URL may hold a password).
+#[derive(Debug)]
+pub(super) struct Route {
+    /// `host:port` of the endpoint.
+    pub(super) endpoint: String,
+    /// Whether the endpoint is `http://`: a proxy then answers requests itself (absolute URI)
+    /// instead of opening a tunnel with `CONNECT`.
+    plain_http: bool,
+    /// `host:port` of the proxy that carries the calls, if one does.
+    pub(super) proxy: Option<String>,
+    /// The variable that names that proxy.
+    proxy_var: &'static str,
+}
+
+impl Route {
+    /// The endpoint of `AWS_ENDPOINT_URL_LIGHTSAIL` / `AWS_ENDPOINT_URL`, else the regional one,
+    /// and the proxy that the connector's matcher (the same `Matcher::from_env`) picks for it.
+    pub(super) fn new(config: &Config, region: &Region) -> Route {
+        let url = config
+            .network
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://lightsail.{region}.amazonaws.com"));
+        let uri = url.parse::<http::Uri>().ok();
+        let plain_http = uri.as_ref().and_then(http::Uri::scheme_str) == Some("http");
+        let proxy = uri
+            .as_ref()
+            .and_then(|uri| Matcher::from_env().intercept(uri))
+            .map(|intercept| host_port(intercept.uri()));
+        let proxy_var = if plain_http {
+            config.network.http_proxy_var.unwrap_or(HTTP_PROXY_VAR)
+        } else {
+            config.network.https_proxy_var.unwrap_or(HTTPS_PROXY_VAR)
+        };
+        Route {
+            endpoint: uri.as_ref().map_or_else(|| one_line(&url), host_port),
+            plain_http,
+            proxy,
+            proxy_var,
+        }
+    }
+
+    /// A proxy's own answer to a request sent through it in absolute form: 407, or a gateway
+    /// error without the request id every AWS answer carries. `None` for anything else.
+    pub(super) fn proxy_answer(&self, response: &HttpResponse) -> Option<Error> {
+        let proxy = self.proxy.clone().filter(|_| self.plain_http)?;
+        let status = response.status().as_u16();
+        let from_aws = response.headers().get("x-amzn-requestid").is_some();
+        match status {
+            407 => Some(Error::ProxyAuthRequired {
+                proxy,
+                variable: self.proxy_var,
+            }),
+            502..=504 if !from_aws => Some(Error::ProxyRefused {
+                proxy,
+                endpoint: self.endpoint.clone(),
+                why: format!("it answered {}", status_text(status)),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A request that could not be sent: an untrusted certificate, the proxy's refusal or
+    /// absence, or the endpoint out of reach.
+    pub(super) fn dispatch_error(&self, err: &(dyn StdError + 'static), region: Region) -> Error {
+        let chain = error_chain(err);
+        let certificate =
+            chain
+                .iter()
+                .find_map(|cause| match cause.downcast_ref::<rustls::Error>() {
+                    Some(rustls::Error::InvalidCertificate(_)) => Some(cause.to_string()),
+                    _ => None,
+                });
+        if let Some(reason) = certificate {
+            return Error::UntrustedCertificate {
+                endpoint: self.endpoint.clone(),
+                reason: one_line(&reason),
+            };
+        }
+        let Some(proxy) = self.proxy.clone() else {
+            return Error::Unreachable {
+                region,
+                reason: innermost_cause(err),
+            };
+        };
+        // hyper-util's tunnel error type is private: its messages are all there is to go by.
+        let said = |text: &str| chain.iter().any(|cause| cause.to_string() == text);
+        if said("tunnel error: proxy authorization required") {
+            Error::ProxyAuthRequired {
+                proxy,
+                variable: self.proxy_var,
+            }
+        } else if said("tunnel error: unsuccessful") {
+            Error::ProxyRefused {
+                proxy,
+                endpoint: self.endpoint.clone(),
+                why: "it refused to open a tunnel (CONNECT)".to_string(),
+            }
+        } else {
+            Error::ProxyUnreachable {
+                proxy,
+                endpoint: self.endpoint.clone(),
+                variable: self.proxy_var,
+                reason: innermost_cause(err),
+            }
+        }
+    }
+}
+
+/// `host:port` of a URI, the port filled in from the scheme; never the userinfo.
+pub(super) fn host_port(uri: &http::Uri) -> String {
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
+    format!("{}:{port}", uri.host().unwrap_or("?"))
+}
+
+/// "502 Bad Gateway".
+pub(super) fn status_text(status: u16) -> String {
+    http::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string())
+}
+
+/// `err` and its causes, with the payload of each `io::Error` (whose `source` skips it: that is
+/// where rustls's error sits).
+pub(super) fn error_chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(err);
+    while let Some(cause) = next.filter(|_| chain.len() < 64) {
+        chain.push(cause);
+        next = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(payload) => Some(payload as &(dyn StdError + 'static)),
+            None => cause.source(),
+        };
+    }
+    chain
+}
+
+/// The deepest cause's message: for connection failures, the OS's own words
+/// ("Connection refused (os error 111)"). It never holds a request or response body.
+pub(super) fn innermost_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    one_line(&cause.to_string())
+}
+
+/// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time),
+/// resolving names in Rust, through the proxy of the environment (`ProxyConfig::from_env`, as
+/// the SDK's own default client: with a proxy, the endpoint's name is resolved by the proxy),
+/// trusting the CA bundle's certificates beside the system's roots.
+pub(super) fn https_client(
+    config: &Config,
+    profiles: Option<&ProfileSet>,
+) -> Result<aws_sdk_lightsail::config::SharedHttpClient> {
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    let tls_context = match ca_bundle(config, profiles) {
+        Some(bundle) => Some(bundle.tls_context()?),
+        None => None,
+    };
+    Ok(
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut connector =
+                ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+            if let Some(context) = &tls_context {
+                connector.set_tls_context(context.clone());
+            }
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build_with_resolver(SystemDns)
+        }),
+    )
+}
+
+/// A PEM file of certificate authorities to trust, and the setting that named it.
+pub(super) struct CaBundle {
+    path: PathBuf,
+    from: CaBundleFrom,
+}
+
+/// `AWS_CA_BUNDLE`, else `ca_bundle` in the active profile of `profiles` (the AWS config files,
+/// read by aws-config's own parser), as the AWS CLI takes them.
+pub(super) fn ca_bundle(config: &Config, profiles: Option<&ProfileSet>) -> Option<CaBundle> {
+    if let Some(path) = &config.network.ca_bundle {
+        return Some(CaBundle {
+            path: path.clone(),
+            from: CaBundleFrom::Env,
+        });
+    }
+    let profile = config.profile_name();
+    let path = profiles?.get_profile(profile)?.get(CA_BUNDLE_KEY)?.trim();
+    (!path.is_empty()).then(|| CaBundle {
+        path: PathBuf::from(path),
+        from: CaBundleFrom::Profile(profile.to_string()),
+    })
+}
+
+impl CaBundle {
+    /// The TLS settings that trust this bundle's certificates beside the system's roots.
+    fn tls_context(self) -> Result<TlsContext> {
+        let pem = std::fs::read(&self.path).map_err(|source| Error::CaBundleUnreadable {
+            path: self.path.clone(),
+            from: self.from.clone(),
+            source,
+        })?;
+        let invalid = |reason: String| Error::CaBundleInvalid {
+            path: self.path.clone(),
+            from: self.from.clone(),
+            reason,
+        };
+        match check_bundle(&pem) {
+            Ok(count) => debug!(
+                "trusting {count} certificate(s) of {} ({}) beside the system's roots",
+                self.path.display(),
+                self.from
+            ),
+            Err(BundleProblem::NoCertificate) => {
+                return Err(Error::CaBundleEmpty {
+                    path: self.path,
+                    from: self.from,
+                });
+            }
+            Err(BundleProblem::Invalid(reason)) => return Err(invalid(reason)),
+        }
+        TlsContext::builder()
+            .with_trust_store(TrustStore::default().with_pem_certificate(pem))
+            .build()
+            .map_err(|err| invalid(one_line(&err.to_string())))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum BundleProblem {
+    NoCertificate,
+    Invalid(String),
+}
+
+/// The number of certificates in a PEM bundle, each checked the way the TLS layer will load it
+/// (the SDK's loader panics on a block it cannot use, so nothing unchecked may reach it).
+pub(super) fn check_bundle(pem: &[u8]) -> Result<usize, BundleProblem> {
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, certificate) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let certificate = certificate
+            .map_err(|err| BundleProblem::Invalid(one_line(&format!("not valid PEM: {err}"))))?;
+        roots.add(certificate).map_err(|err| {
+            BundleProblem::Invalid(one_line(&format!(
+                "certificate {} is not a usable CA certificate: {err}",
+                index + 1
+            )))
+        })?;
+    }
+    match roots.len() {
+        0 => Err(BundleProblem::NoCertificate),
+        count => Ok(count),
+    }
+}
+
+/// Name resolution from `/etc/hosts` and the servers in `/etc/resolv.conf`, in Rust: the release
+/// binary is linked statically (it starts as fast as a process can), and a static glibc's
+/// `getaddrinfo` would load NSS modules built for another glibc.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SystemDns;
+
+impl ResolveDns for SystemDns {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::new(async move {
+            let resolver = TokioResolver::builder_tokio()
+                .and_then(|builder| builder.build())
+                .map_err(ResolveDnsError::new)?;
+            let found = resolver.lookup_ip(name).await.map_err(|err| {
+                let why = if err.is_no_records_found() || err.is_nx_domain() {
+                    "no such host, or no DNS server answered".to_string()
+                } else {
+                    err.to_string()
+                };
+                ResolveDnsError::new(format!("cannot resolve {name}: {why}"))
+            })?;
+            Ok(found.iter().collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_named_with_their_port_and_never_their_userinfo() {
+        let name = |url: &str| host_port(&url.parse().unwrap());
+        assert_eq!(
+            name("http://user:secret@proxy.corp:3128"),
+            "proxy.corp:3128"
+        );
+        assert_eq!(name("http://proxy.corp"), "proxy.corp:80");
+        assert_eq!(
+            name("https://lightsail.us-east-1.amazonaws.com"),
+            "lightsail.us-east-1.amazonaws.com:443"
+        );
+    }
+
+    #[test]
+    fn bundles_are_checked_as_the_tls_layer_loads_them() {
+        assert_eq!(check_bundle(b""), Err(BundleProblem::NoCertificate));
+        assert_eq!(
+            check_bundle(b"just text\n"),
+            Err(BundleProblem::NoCertificate)
+        );
+        let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            check_bundle(garbage),
+            Err(BundleProblem::Invalid(_))
+        ));
+        let unterminated = b"-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert!(matches!(
+            check_bundle(unterminated),
+            Err(BundleProblem::Invalid(_))
+        ));
+    }
+}
