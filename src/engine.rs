@@ -42,29 +42,47 @@ pub struct LocalImage {
     pub tags: usize,
 }
 
+/// The platform Lightsail runs.
+pub const PLATFORM: &str = "linux/amd64";
+/// The Docker Engine API version from which `image inspect` and `push` take `--platform`, so
+/// that the linux/amd64 image of a multi-platform image is the one checked and pushed.
+const PLATFORM_API: (u32, u32) = (1, 49);
+
 pub struct Engine {
     kind: EngineKind,
     program: PathBuf,
     /// The user's Docker config folder, for the current context (docker only).
     docker_config_dir: Option<PathBuf>,
+    /// Whether the engine picks one platform of a multi-platform image (`--platform`).
+    picks_platform: bool,
 }
 
 impl Engine {
-    /// The engine's client on `PATH`.
+    /// The engine's client on `PATH`, and (docker) what its engine's API can do: an engine
+    /// that is not running is found out here, before anything else.
     pub fn find(kind: EngineKind, config: &Config) -> Result<Engine> {
         let program = config
             .search_path
             .iter()
-            .map(|dir| dir.join(kind.name()))
+            .map(|dir| dir.join(program_name(kind)))
             .find(|path| path.is_file())
             .ok_or(Error::EngineMissing {
                 engine: kind.name(),
             })?;
-        Ok(Engine {
+        let mut engine = Engine {
             kind,
             program,
             docker_config_dir: config.docker_config_dir.clone(),
-        })
+            picks_platform: false,
+        };
+        if kind == EngineKind::Docker {
+            let version = engine.run(
+                "version",
+                &["version", "--format", "{{.Server.APIVersion}}"],
+            )?;
+            engine.picks_platform = api_version(&version).is_some_and(|v| v >= PLATFORM_API);
+        }
+        Ok(engine)
     }
 
     pub fn name(&self) -> &'static str {
@@ -72,19 +90,27 @@ impl Engine {
     }
 
     /// The local image `image`: its platform and how many tags it has.
+    /// Of a multi-platform image, its linux/amd64 image where the engine can pick one.
     pub fn inspect(&self, image: &str) -> Result<LocalImage> {
         let format = "{{.Os}}/{{.Architecture}} {{len .RepoTags}}";
-        let out = self
-            .run("inspect", &["image", "inspect", "--format", format, image])
-            .map_err(|err| match err {
-                Error::EngineFailed { detail, .. } if is_missing_image(&detail) => {
-                    Error::NoSuchImage {
-                        engine: self.name(),
-                        image: one_line(image),
-                    }
+        let mut args = vec!["image", "inspect"];
+        if self.picks_platform {
+            args.extend(["--platform", PLATFORM]);
+        }
+        args.extend(["--format", format, image]);
+        let out = self.run("inspect", &args).map_err(|err| match err {
+            Error::EngineFailed { detail, .. } if is_missing_image(&detail) => Error::NoSuchImage {
+                engine: self.name(),
+                image: one_line(image),
+            },
+            Error::EngineFailed { detail, .. } if detail.contains("does not provide") => {
+                Error::WrongPlatform {
+                    image: one_line(image),
+                    platform: "other platforms only".to_string(),
                 }
-                other => other,
-            })?;
+            }
+            other => other,
+        })?;
         let mut words = out.split_whitespace();
         match (words.next(), words.next().and_then(|n| n.parse().ok())) {
             (Some(platform), Some(tags)) => Ok(LocalImage {
@@ -138,9 +164,11 @@ impl Engine {
                     }
                 }
                 write_private(&private.path().join("config.json"), &config)?;
-                command
-                    .env(DOCKER_CONFIG_VAR, private.path())
-                    .args(["push", target]);
+                command.env(DOCKER_CONFIG_VAR, private.path()).arg("push");
+                if self.picks_platform {
+                    command.args(["--platform", PLATFORM]);
+                }
+                command.arg(target);
             }
             EngineKind::Podman => {
                 let auth_file = private.path().join("auth.json");
@@ -269,6 +297,17 @@ impl Engine {
     }
 }
 
+/// `docker`, or `docker.exe` on Windows.
+fn program_name(kind: EngineKind) -> String {
+    format!("{}{}", kind.name(), std::env::consts::EXE_SUFFIX)
+}
+
+/// `1.49` as (1, 49).
+fn api_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.trim().split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 fn read_lines(
     pipe: impl Read + Send + 'static,
     is_stderr: bool,
@@ -349,6 +388,16 @@ fn link_contexts(user_contexts: &Path, private: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_versions_compare_as_numbers() {
+        assert_eq!(api_version("1.41\n"), Some((1, 41)));
+        assert!(api_version("1.49").unwrap() >= PLATFORM_API);
+        assert!(api_version("1.100").unwrap() >= PLATFORM_API);
+        assert!(api_version("1.9").unwrap() < PLATFORM_API);
+        assert_eq!(api_version(""), None);
+        assert_eq!(api_version("x.y"), None);
+    }
 
     #[test]
     fn the_digest_is_read_from_push_output() {

@@ -148,7 +148,7 @@ pub enum Error {
     #[error("{engine} has no image {image:?}: build it first, or check its name")]
     NoSuchImage { engine: &'static str, image: String },
     #[error(
-        "{image} is a {platform} image, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`"
+        "{image} is built for {platform}, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`"
     )]
     WrongPlatform { image: String, platform: String },
     #[error("{engine} push did not say which digest the registry received")]

@@ -12,14 +12,12 @@ use crate::actions::region_login;
 use crate::cache::Cache;
 use crate::cli::PushArgs;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, PLATFORM};
 use crate::error::{Error, Result, one_line};
 use crate::lightsail::{Service, Session, resolve_region};
 use crate::output::Output;
 use crate::register::check_name;
 
-/// The platform Lightsail runs.
-const PLATFORM: &str = "linux/amd64";
 /// Polls of a deployment start this far apart and slow down to `MAX_POLL`.
 const FIRST_POLL: Duration = Duration::from_secs(1);
 const MAX_POLL: Duration = Duration::from_secs(5);

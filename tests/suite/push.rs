@@ -15,13 +15,17 @@ use crate::support::{RunOutput, TestEnv};
 const REGION: &str = "us-east-1";
 const DIGEST_HEX: &str = "4f53c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e";
 
-/// The stand-in engine: answers `image inspect` from the file `inspect` (or fails as told by
+/// The stand-in engine: answers `version` with the API version in `api` (or fails as told by
+/// `version-error`), `image inspect` from the file `inspect` (or fails as told by
 /// `inspect-error`), `push` by printing the digest in `digest` (or failing with `push-error`),
 /// and keeps every command line in `calls` and the config.json `push` was given.
 const FAKE_DOCKER: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 echo "$*" >> "$dir/calls"
 case "$1" in
+version)
+    if [ -e "$dir/version-error" ]; then cat "$dir/version-error" >&2; exit 1; fi
+    cat "$dir/api" ;;
 image)
     if [ "$2" = inspect ]; then
         if [ -e "$dir/inspect-error" ]; then cat "$dir/inspect-error" >&2; exit 1; fi
@@ -50,6 +54,7 @@ impl Engine {
         fs::write(&docker, FAKE_DOCKER).unwrap();
         fs::set_permissions(&docker, fs::Permissions::from_mode(0o755)).unwrap();
         let engine = Engine { dir };
+        engine.set("api", "1.41\n");
         engine.set("inspect", "linux/amd64 1\n");
         engine.set("digest", DIGEST_HEX);
         let path = std::env::var_os("PATH").unwrap_or_default();
@@ -114,14 +119,15 @@ fn push_tags_pushes_registers_and_removes_its_tag() {
     );
 
     let calls = engine.calls();
-    let target = calls[1]
+    let target = calls[2]
         .strip_prefix("tag app:1 ")
-        .expect("tag second")
+        .expect("tag third")
         .to_string();
     assert!(target.starts_with(&format!("{host}/sr:push-")), "{target}");
     assert_eq!(
         calls,
         [
+            "version --format {{.Server.APIVersion}}".to_string(),
             "image inspect --format {{.Os}}/{{.Architecture}} {{len .RepoTags}} app:1".to_string(),
             format!("tag app:1 {target}"),
             format!("push {target}"),
@@ -158,7 +164,7 @@ fn every_check_fails_before_anything_is_pushed() {
     let engine = Engine::install(&mut env);
     let no_image = ("inspect-error", "Error: No such image: app:1");
     let not_running = (
-        "inspect-error",
+        "version-error",
         "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
     );
     let arm = ("inspect", "linux/arm64 1");
@@ -180,7 +186,7 @@ fn every_check_fails_before_anything_is_pushed() {
             "--label=web",
             &[],
             Some(arm),
-            "app:1 is a linux/arm64 image, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`",
+            "app:1 is built for linux/arm64, and Lightsail runs linux/amd64 images only: build one with `docker build --platform linux/amd64`",
         ),
         (
             "--label=web",
@@ -197,6 +203,7 @@ fn every_check_fails_before_anything_is_pushed() {
     ];
     for (label, more, setting, expected) in cases {
         let _ = fs::remove_file(engine.dir.join("inspect-error"));
+        let _ = fs::remove_file(engine.dir.join("version-error"));
         engine.set("inspect", "linux/amd64 1\n");
         if let Some((file, contents)) = setting {
             engine.set(file, contents);
@@ -213,10 +220,38 @@ fn every_check_fails_before_anything_is_pushed() {
         engine
             .calls()
             .iter()
-            .all(|call| call.starts_with("image inspect"))
+            .all(|call| call.starts_with("image inspect") || call.starts_with("version"))
     );
     let calls = env.fake.calls(LOGIN) + env.fake.calls(REGISTER) + env.fake.calls(DEPLOY);
     assert_eq!(calls, 0, "no login, registration or deployment");
+}
+
+#[test]
+fn an_engine_that_can_picks_the_linux_amd64_image_of_a_multi_platform_image() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    engine.set("api", "1.49\n");
+    let out = push(&env, &[]);
+    assert!(out.success(), "{out:?}");
+    let calls = engine.calls();
+    assert!(
+        calls[1].starts_with("image inspect --platform linux/amd64 "),
+        "{calls:?}"
+    );
+    assert!(
+        calls[3].starts_with("push --platform linux/amd64 "),
+        "{calls:?}"
+    );
+
+    // A multi-platform image without linux/amd64, as Docker says it.
+    engine.set(
+        "inspect-error",
+        "Error response from daemon: image with reference app:1 was found but does not provide the specified platform (linux/amd64)",
+    );
+    assert_refused(
+        &push(&env, &[]),
+        "app:1 is built for other platforms only, and Lightsail runs linux/amd64 images only",
+    );
 }
 
 #[test]
