@@ -289,10 +289,12 @@ fn read_entry(cache: &Cache, name: &str) -> Option<Entry> {
     let path = cache.path(name);
     let result = (|| -> io::Result<Vec<u8>> {
         let file = cache.dir.open_file(name, Access::Read)?;
-        if !file.metadata()?.is_file() {
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        let mut bytes = Vec::new();
+        // Room for the whole file and the end: one read on the hit path.
+        let mut bytes = Vec::with_capacity(metadata.len().min(MAX_ENTRY_BYTES) as usize + 1);
         file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > MAX_ENTRY_BYTES {
             return Err(io::Error::other("too large"));

@@ -81,18 +81,25 @@ mod platform {
     use super::{Access, PrivateDir};
 
     pub fn open(path: &Path) -> Result<PrivateDir, String> {
-        if let Err(err) = DirBuilder::new().recursive(true).mode(0o700).create(path)
-            && err.kind() != io::ErrorKind::AlreadyExists
-        {
-            return Err(format!("cannot create it: {err}"));
-        }
         let flags = OFlags::RDONLY
             | OFlags::DIRECTORY
             | OFlags::NOFOLLOW
             | OFlags::NONBLOCK
             | OFlags::CLOEXEC;
         let own = |uid: u32| uid == rustix::process::geteuid().as_raw();
-        let handle = rustix::fs::open(path, flags, Mode::empty()).map_err(|err| {
+        // Opened first, created only when missing: the usual case is one system call.
+        let handle = match rustix::fs::open(path, flags, Mode::empty()) {
+            Err(rustix::io::Errno::NOENT) => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(path)
+                    .map_err(|err| format!("cannot create it: {err}"))?;
+                rustix::fs::open(path, flags, Mode::empty())
+            }
+            opened => opened,
+        };
+        let handle = handle.map_err(|err| {
             // Why it could not be opened, for the message only (the handle is what is used).
             let found = rustix::fs::lstat(path).ok();
             let kind = found
