@@ -117,7 +117,8 @@ impl DockerConfig {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)] // The tests check Unix modes.
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -141,7 +141,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)] // The tests check Unix modes.
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

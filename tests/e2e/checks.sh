@@ -1,7 +1,7 @@
 # The checks of the e2e scripts, sourced by them: each check prints `ok - WHAT` or
 # `not ok - WHAT` with the output of the last `run`; the script ends with `N passed, M failed`.
 # Needs $work (a folder for outputs) and $CMD_TIMEOUT (seconds, for every command).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154,SC2120 # $work, $self and the rest come from the script.
 
 passed=0
 failed=0

@@ -35,29 +35,17 @@ export HELPER_BIN FAKE_BIN
 # ---- outside the namespaces: preflight, then re-execute inside ---------------------------------
 
 if [ -z "${DCL_E2E_INSIDE:-}" ]; then
-    problems=()
-    [ "$(id -u)" -eq 0 ] || problems+=("must run as root (it makes namespaces and mounts)")
-    missing=()
-    for need in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils \
-        openssl:openssl unshare:util-linux ip:iproute2 python3:python3 timeout:coreutils \
-        docker:docker.io; do
-        PATH="$PATH:/usr/sbin:/sbin" command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
-    done
-    [ ${#missing[@]} -eq 0 ] ||
-        problems+=("missing tools: apt-get install ${missing[*]} (or run tests/e2e/install-deps)")
-    [ -x "$HELPER_BIN" ] || problems+=("no helper binary at ${HELPER_BIN:-?}: cargo build, or set HELPER_BIN")
-    [ -x "$FAKE_BIN" ] || problems+=("no fake Lightsail at ${FAKE_BIN:-?}: cargo build --example fake_lightsail, or set FAKE_BIN")
-    [ -d /etc/docker ] || problems+=("no /etc/docker to mount over (the docker-registry package makes it)")
-    if [ ${#problems[@]} -gt 0 ]; then
-        for problem in "${problems[@]}"; do echo "not ok - preflight: $problem"; done
-        echo "0 passed, ${#problems[@]} failed"
-        exit 1
-    fi
-    # unshare forwards nothing: when it dies (timeout), --kill-child TERMs the inner shell, whose
-    # trap cleans up; when that PID 1 exits, the kernel kills whatever is left in its namespace.
-    exec timeout --kill-after=10 "$RUN_TIMEOUT" \
-        unshare --mount --net --pid --fork --mount-proc --kill-child=TERM --propagation private \
-        env DCL_E2E_INSIDE=1 PATH="$PATH:/usr/sbin:/sbin" bash "$self"
+    # shellcheck source=tests/e2e/preflight.sh
+    source "$(dirname "$self")/preflight.sh"
+    need_root "it makes namespaces and mounts"
+    need_tools tests/e2e/install-deps docker-registry:docker-registry skopeo:skopeo \
+        htpasswd:apache2-utils openssl:openssl unshare:util-linux ip:iproute2 python3:python3 \
+        timeout:coreutils docker:docker.io
+    need [ -x "$HELPER_BIN" ] -- "no helper binary at ${HELPER_BIN:-?}: cargo build, or set HELPER_BIN"
+    need [ -x "$FAKE_BIN" ] -- "no fake Lightsail at ${FAKE_BIN:-?}: cargo build --example fake_lightsail, or set FAKE_BIN"
+    need [ -d /etc/docker ] -- "no /etc/docker to mount over (the docker-registry package makes it)"
+    # shellcheck disable=SC2119 # no variables to pass in
+    enter_namespaces
 fi
 
 # ---- inside: private mounts, loopback only ------------------------------------------------------

@@ -43,18 +43,14 @@ export HELPER_EXE FAKE_BIN
 
 # ---- outside the namespaces: preflight, then re-execute inside ---------------------------------
 
-if [ -z "${DCL_WINE_INSIDE:-}" ]; then
-    problems=()
-    [ "$(id -u)" -eq 0 ] || problems+=("must run as root (it makes namespaces and mounts)")
-    missing=()
-    for need in "$WINE_BIN:wine64" "$WINESERVER_BIN:wine64" x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 \
-        python3:python3 timeout:coreutils unshare:util-linux ip:iproute2; do
-        PATH="$PATH:/usr/sbin:/sbin" command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
-    done
-    [ ${#missing[@]} -eq 0 ] ||
-        problems+=("missing tools: apt-get install --no-install-recommends ${missing[*]} (or run tests/e2e/wine-install-deps)")
-    [ -f "$HELPER_EXE" ] ||
-        problems+=("no Windows helper at ${HELPER_EXE:-?}: cargo build --target x86_64-pc-windows-gnu, or set HELPER_EXE")
+if [ -z "${DCL_E2E_INSIDE:-}" ]; then
+    # shellcheck source=tests/e2e/preflight.sh
+    source "$(dirname "$self")/preflight.sh"
+    need_root "it makes namespaces and mounts"
+    need_tools tests/e2e/wine-install-deps "$WINE_BIN:wine64" "$WINESERVER_BIN:wine64" \
+        x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 python3:python3 timeout:coreutils \
+        unshare:util-linux ip:iproute2
+    need [ -f "$HELPER_EXE" ] -- "no Windows helper at ${HELPER_EXE:-?}: cargo build --target x86_64-pc-windows-gnu, or set HELPER_EXE"
     if [ -x "$FAKE_BIN" ]; then
         # A private copy: the original may be relinked while the test runs.
         mkdir -p /tmp/wine-bins
@@ -63,16 +59,7 @@ if [ -z "${DCL_WINE_INSIDE:-}" ]; then
     else
         problems+=("no fake Lightsail at ${FAKE_BIN:-?}: cargo build --example fake_lightsail, or set FAKE_BIN")
     fi
-    if [ ${#problems[@]} -gt 0 ]; then
-        for problem in "${problems[@]}"; do echo "not ok - preflight: $problem"; done
-        echo "0 passed, ${#problems[@]} failed"
-        exit 1
-    fi
-    # unshare forwards nothing: when it dies (timeout), --kill-child TERMs the inner shell, whose
-    # trap cleans up; when that PID 1 exits, the kernel kills whatever is left in its namespace.
-    exec timeout --kill-after=10 "$RUN_TIMEOUT" \
-        unshare --mount --net --pid --fork --mount-proc --kill-child=TERM --propagation private \
-        env DCL_WINE_INSIDE=1 FAKE_BIN="$FAKE_BIN" PATH="$PATH:/usr/sbin:/sbin" bash "$self"
+    enter_namespaces FAKE_BIN="$FAKE_BIN"
 fi
 
 # ---- inside: private mounts, loopback only ------------------------------------------------------
