@@ -125,8 +125,54 @@ pub fn command() -> clap::Command {
 }
 
 pub fn parse() -> Cli {
+    if let Some(command) = protocol_action(std::env::args_os().skip(1)) {
+        return Cli { command };
+    }
     let matches = command().get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// Docker runs the helper with the action as its only argument. Those four lines skip building
+/// the whole command definition, which costs more than the rest of a cache hit; anything else
+/// (`get --help` included) goes through clap.
+fn protocol_action(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<Command> {
+    let action = args.next()?;
+    if args.next().is_some() {
+        return None;
+    }
+    match action.to_str()? {
+        "get" => Some(Command::Get),
+        "store" => Some(Command::Store),
+        "erase" => Some(Command::Erase),
+        "list" => Some(Command::List),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Option<Command> {
+        protocol_action(args.iter().map(|arg| arg.into()))
+    }
+
+    #[test]
+    fn the_four_protocol_actions_alone_take_the_short_way() {
+        assert!(matches!(parsed(&["get"]), Some(Command::Get)));
+        assert!(matches!(parsed(&["store"]), Some(Command::Store)));
+        assert!(matches!(parsed(&["erase"]), Some(Command::Erase)));
+        assert!(matches!(parsed(&["list"]), Some(Command::List)));
+        for other in [
+            &[][..],
+            &["get", "--help"],
+            &["version"],
+            &["Get"],
+            &["push"],
+        ] {
+            assert!(parsed(other).is_none(), "{other:?}");
+        }
+    }
 }
 
 fn environment_help() -> String {
