@@ -149,6 +149,14 @@ fn protocol_action(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option
     }
 }
 
+fn environment_help() -> String {
+    let mut help = String::from("Environment:\n");
+    for (name, what) in ENVIRONMENT {
+        help.push_str(&format!("  {name}\n          {what}\n"));
+    }
+    help
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,12 +181,4 @@ mod tests {
             assert!(parsed(other).is_none(), "{other:?}");
         }
     }
-}
-
-fn environment_help() -> String {
-    let mut help = String::from("Environment:\n");
-    for (name, what) in ENVIRONMENT {
-        help.push_str(&format!("  {name}\n          {what}\n"));
-    }
-    help
 }
