@@ -116,15 +116,21 @@ impl Config {
     /// Defaults with a cache in a new folder under `dir`, for unit tests.
     #[cfg(test)]
     pub fn for_tests(dir: &std::path::Path) -> Config {
+        Config::isolated(dir.join("cache"))
+    }
+
+    /// A configuration that reads nothing from the environment, with its cache in `cache_dir`:
+    /// for property tests and fuzzing, which call the library directly.
+    pub fn isolated(cache_dir: PathBuf) -> Config {
         Config {
-            cache_dir: Some(dir.join("cache")),
+            cache_dir: Some(cache_dir),
             log_level: None,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(5),
             identity: IdentitySource {
-                key: "test".into(),
-                description: "test".into(),
+                key: "isolated".into(),
+                description: "isolated".into(),
             },
             bound_profile: None,
             bound_in: None,

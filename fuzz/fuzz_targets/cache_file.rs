@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let config = config();
     let cache = cache(config);
     let region = REGIONS[0];
-    let slot = cache.login_slot(region, &config.identity);
+    let slot = cache.login_slot(
+        &docker_credential_lightsail::registry::Region::parse(region).unwrap(),
+        &config.identity,
+    );
     let path = std::fs::read_dir(cache.dir())
         .unwrap()
         .map(|item| item.unwrap().path())

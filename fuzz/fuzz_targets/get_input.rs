@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let before: Vec<String> = cache(config())
         .entries()
         .into_iter()
-        .map(|(_, l)| l.registry)
+        .map(|(_, entry)| entry.login.registry)
         .collect();
     let (result, out) = handle(Action::Erase, data);
     assert!(out.is_empty());
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let after: Vec<String> = cache(config())
         .entries()
         .into_iter()
-        .map(|(_, l)| l.registry)
+        .map(|(_, entry)| entry.login.registry)
         .collect();
     for host in before {
         if Some(&host) != erased.as_ref() || result.is_err() {

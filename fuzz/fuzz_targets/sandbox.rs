@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use docker_credential_lightsail::cache::{Cache, Login};
-use docker_credential_lightsail::config::{Config, IdentitySource};
+use docker_credential_lightsail::config::Config;
 use docker_credential_lightsail::protocol::{self, Action};
-use docker_credential_lightsail::registry::Registry;
+use docker_credential_lightsail::registry::{Region, Registry};
 use docker_credential_lightsail::secret::Secret;
 
 pub const REGIONS: &[&str] = &["us-east-1", "eu-west-3"];
@@ -35,18 +35,7 @@ pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| {
         // Kept for the life of the fuzzing process.
         let dir: PathBuf = tempfile::tempdir().unwrap().keep().join("cache");
-        let config = Config {
-            cache_dir: Some(dir),
-            log_level: None,
-            refresh_margin: Duration::from_secs(1800),
-            timeout: Duration::from_secs(2),
-            lock_timeout: Duration::from_secs(2),
-            identity: IdentitySource {
-                key: "fuzz".into(),
-                description: "fuzz".into(),
-            },
-            docker_config_dir: None,
-        };
+        let config = Config::isolated(dir);
         refill(&config);
         config
     })
@@ -62,10 +51,11 @@ pub fn refill(config: &Config) {
         expires_at: now() + 3600,
     };
     for region in REGIONS {
-        let slot = cache.login_slot(region, &config.identity);
+        let region = Region::parse(region).unwrap();
+        let slot = cache.login_slot(&region, &config.identity);
         let locked = slot.lock(Duration::from_secs(1)).unwrap();
         locked
-            .write(&login(&host_of(region), CACHED_SECRET))
+            .write(&login(&host_of(region.as_str()), CACHED_SECRET))
             .unwrap();
     }
     let slot = cache.stored_slot(STORED_HOST);
@@ -90,7 +80,7 @@ pub fn answers_offline(input: &[u8]) -> bool {
 
 pub fn handle(action: Action, input: &[u8]) -> (Result<(), String>, Vec<u8>) {
     let mut out = Vec::new();
-    let result = protocol::handle(action, config(), Cursor::new(input), &mut out)
+    let result = protocol::handle(action, config(), now(), Cursor::new(input), &mut out)
         .map_err(|err| err.to_string());
     (result, out)
 }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'),
             "odd host {host:?}"
         );
-        assert!(is_region(&registry.region));
+        assert!(is_region(registry.region.as_str()));
         assert!(host.contains(&format!(".{}.", registry.region)));
         assert_eq!(
             Registry::parse(host).as_ref(),

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use docker_credential_lightsail::cache::{Cache, Login};
-use docker_credential_lightsail::config::{Config, IdentitySource};
+use docker_credential_lightsail::config::Config;
 use docker_credential_lightsail::protocol::{self, Action};
 use docker_credential_lightsail::registry::{Region, Registry, is_region};
 use docker_credential_lightsail::secret::Secret;
@@ -244,24 +244,7 @@ struct Sandbox {
 impl Sandbox {
     fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            cache_dir: Some(dir.path().join("cache")),
-            log_level: None,
-            refresh_margin: Duration::from_secs(1800),
-            timeout: Duration::from_secs(2),
-            lock_timeout: Duration::from_secs(2),
-            identity: IdentitySource {
-                key: "properties".into(),
-                description: "properties".into(),
-            },
-            bound_profile: None,
-            bound_in: None,
-            aws: Default::default(),
-            config_dir: None,
-            docker_config_dir: None,
-            search_path: Vec::new(),
-            network: Default::default(),
-        };
+        let config = Config::isolated(dir.path().join("cache"));
         let sandbox = Sandbox { _dir: dir, config };
         let cache = sandbox.cache();
         let login = |registry: &str, secret: &str| Login {
