@@ -26,6 +26,14 @@ impl<'a> Output<'a> {
             .map_err(Error::stdout)
     }
 
+    /// A result that is a whole file (a completion script), on stdout as it is.
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stdout
+            .write_all(bytes)
+            .and_then(|()| self.stdout.flush())
+            .map_err(Error::stdout)
+    }
+
     /// Something the person at the terminal should know, on stderr. Best effort: a closed
     /// stderr must not fail a command that did its work.
     pub fn note(&mut self, text: impl Display) {
