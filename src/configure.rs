@@ -36,7 +36,9 @@ pub fn configure(
         // `--registry HOST`: the entry alone, no API call (cli.rs checked the host's shape).
         args.registries
             .iter()
-            .filter_map(|host| Registry::parse(host).map(|registry| (registry.region, host.clone())))
+            .filter_map(|host| {
+                Registry::parse(host).map(|registry| (registry.region, host.clone()))
+            })
             .collect()
     };
 

@@ -26,7 +26,10 @@ pub fn register(config: &Config, args: &RegisterArgs, output: &mut Output) -> Re
 
 /// `--profile NAME`: that profile alone signs the calls and gives the default region, as for
 /// `configure --profile` (a profile in neither AWS file is an error before any call).
-pub(crate) fn with_profile<'a>(config: &'a Config, profile: Option<&str>) -> Result<Cow<'a, Config>> {
+pub(crate) fn with_profile<'a>(
+    config: &'a Config,
+    profile: Option<&str>,
+) -> Result<Cow<'a, Config>> {
     match profile {
         Some(profile) => {
             check_profile_exists(config, profile)?;
