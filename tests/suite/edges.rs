@@ -442,3 +442,65 @@ fn bash_completion_completes_push_options() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// On a machine with Rust and nothing else, `packaging/release` names what is missing and the
+/// one command that installs it, before it builds anything.
+#[test]
+fn release_on_a_fresh_machine_says_to_run_install_deps() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let which = |tool: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("no {tool} on PATH"))
+    };
+    // A fresh Debian has bash, coreutils, grep and sed; rustup's proxies give cargo and rustc.
+    for tool in ["bash", "dirname", "env", "grep", "sed"] {
+        std::os::unix::fs::symlink(which(tool), bin.join(tool)).unwrap();
+    }
+    let rustup = which("rustup");
+    for tool in ["cargo", "rustc", "rustup"] {
+        std::os::unix::fs::symlink(&rustup, bin.join(tool)).unwrap();
+    }
+    let cargo_home = dir.path().join("cargo-home"); // no cargo-deb in it
+    fs::create_dir(&cargo_home).unwrap();
+    let out_dir = dir.path().join("artifacts");
+    let out = Command::new(bin.join("bash"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/release"))
+        .arg("-o")
+        .arg(&out_dir)
+        .env_clear()
+        .env("PATH", &bin)
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("CARGO_HOME", &cargo_home)
+        .env(
+            "RUSTUP_HOME",
+            std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| {
+                std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default())
+                    .join(".rustup")
+                    .into()
+            }),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("release: missing "), "{stderr}");
+    for tool in ["cargo-deb", "rpm", "jq", "zip"] {
+        assert!(stderr.contains(tool), "{tool} not named: {stderr}");
+    }
+    assert!(
+        stderr.ends_with(": install them with packaging/install-deps (as root)\n"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "it went on after the check");
+    // And the README names that command where it tells how to build the packages.
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains("`packaging/install-deps`"),
+        "README does not name it"
+    );
+}

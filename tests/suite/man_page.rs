@@ -268,7 +268,9 @@ fn examples_section(roff: &mut Roff) {
     )]);
     example(
         roff,
-        &["docker-credential-lightsail completions bash > ~/.local/share/bash-completion/completions/docker-credential-lightsail"],
+        &[
+            "docker-credential-lightsail completions bash > ~/.local/share/bash-completion/completions/docker-credential-lightsail",
+        ],
     );
     roff.text([roman("Register a pushed image with a container service:")]);
     example(
@@ -523,7 +525,10 @@ fn man_page_exit_status_and_examples_are_right() {
         "The commands for people (configure, register, push, completions, version) print it as one \"error: ...\" line on standard error",
         "Docker's actions (get, store, erase, list) print it on standard output",
     ] {
-        assert!(status.contains(says), "EXIT STATUS does not say {says:?}:\n{status}");
+        assert!(
+            status.contains(says),
+            "EXIT STATUS does not say {says:?}:\n{status}"
+        );
     }
     let examples = man_section(&text, "EXAMPLES")
         .iter()
@@ -532,8 +537,12 @@ fn man_page_exit_status_and_examples_are_right() {
     for example in [PUSH_EXAMPLE, DOCTOR_EXAMPLE] {
         assert!(examples.contains(&example), "EXAMPLES lack {example}");
     }
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains(PUSH_EXAMPLE), "the README's push example changed");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(PUSH_EXAMPLE),
+        "the README's push example changed"
+    );
     let words = PUSH_EXAMPLE.split_whitespace();
     if let Err(err) = cli::command().try_get_matches_from(words) {
         panic!("the push example does not parse: {err}");
