@@ -504,3 +504,30 @@ fn release_on_a_fresh_machine_says_to_run_install_deps() {
         "README does not name it"
     );
 }
+
+/// Every path that the README's table of where things are names exists.
+#[test]
+fn readme_developer_table_names_real_paths() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("Where things are"))
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with('|'))
+        .collect();
+    assert!(table.len() > 10, "no table found");
+    let mut paths = 0;
+    for line in table {
+        for (i, quoted) in line.split('`').enumerate() {
+            let looks_like_a_path = quoted.contains('/')
+                || quoted.ends_with(".rs")
+                || (i == 1 && line.starts_with("| `"));
+            if i % 2 == 1 && looks_like_a_path {
+                paths += 1;
+                assert!(root.join(quoted).exists(), "README names {quoted}, which does not exist");
+            }
+        }
+    }
+    assert!(paths > 20, "only {paths} paths found");
+}
