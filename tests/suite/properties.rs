@@ -121,17 +121,19 @@ fn decorated(host: impl Strategy<Value = String>) -> impl Strategy<Value = Strin
         host,
         prop::sample::select(&["", "https://", "http://", "HTTPS://", "hTTp://"][..]),
         prop::collection::vec(any::<bool>(), 0..80),
+        // HTTPS's own port names the same registry (nerdctl asks `host:443` first).
+        prop::sample::select(&["", ":443"][..]),
         prop::sample::select(&["", "/", "/sr", "/v2/", "/v2/sr/manifests/latest", "/a?b#c"][..]),
         prop::sample::select(&["", " ", "\t", "\n ", "\r\n"][..]),
         prop::sample::select(&["", "\n", "\r\n", "  ", "\t\n"][..]),
     )
-        .prop_map(|(host, scheme, upper, path, before, after)| {
+        .prop_map(|(host, scheme, upper, port, path, before, after)| {
             let host: String = host
                 .chars()
                 .zip(upper.iter().chain(std::iter::repeat(&false)))
                 .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
                 .collect();
-            format!("{before}{scheme}{host}{path}{after}")
+            format!("{before}{scheme}{host}{port}{path}{after}")
         })
 }
 
@@ -205,7 +207,7 @@ proptest! {
             &["", "user@", "evil.example/", "//", "ftp://", "https://evil.example/", "x"][..],
         ),
         suffix in prop::sample::select(
-            &["", ".evil.example", ":443", ":", "@evil.example", ".", "..", "\\x", "?x", "#x",
+            &["", ".evil.example", ":80", ":4443", ":0443", ":443:443", ":", "@evil.example", ".", "..", "\\x", "?x", "#x",
               "\u{0}", "%2f", " x", "-"][..],
         ),
     ) {

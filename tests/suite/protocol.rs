@@ -58,6 +58,11 @@ fn get_answers_every_form_of_the_host_with_exact_json() {
         format!("{host}/"),
         format!("{host}/sr"),
         format!("  https://{host}/sr\r\n"),
+        // nerdctl asks with HTTPS's port first: the same registry, and the answer names what
+        // was asked (Docker's client library keeps its own ServerURL anyway).
+        format!("{host}:443"),
+        format!("https://{host}:443"),
+        format!("https://{host}:443/v2/"),
     ] {
         let out = env.run(&["get"], &input);
         let creds = out.credentials();
@@ -85,6 +90,9 @@ fn foreign_hosts_are_not_found_without_aws_config_or_api_call() {
         "ghcr.io",
         "localhost:5000",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com.example.com",
+        // Any port but HTTPS's own is another server.
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000",
+        "https://123456789012.dkr.ecr.us-east-1.amazonaws.com:80/",
     ] {
         let out = env.run(&["get"], host);
         assert_eq!(out.code, Some(1), "{host}");
