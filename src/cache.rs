@@ -23,6 +23,14 @@ use crate::secret::Secret;
 
 /// Bumped whenever the file layout changes incompatibly; other values read as "no entry".
 const FORMAT: u32 = 1;
+/// How long a Lightsail registry login lasts (12 h after creation); no login lives longer.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// How far a login's expiry may lie beyond `LOGIN_LIFETIME` from now, for clocks that differ a
+/// little from AWS's. Further ahead means this machine's clock went back since it was written.
+pub const CLOCK_SLACK: Duration = Duration::from_secs(10 * 60);
+/// How long after expiring an entry is kept before a miss removes it: long enough to say what
+/// happened in a debug log or `doctor`, short enough that keys rotated daily do not pile up.
+pub const KEEP_EXPIRED: Duration = Duration::from_secs(24 * 60 * 60);
 /// No entry is anywhere near this big; a bigger file is not ours.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 
@@ -78,12 +86,15 @@ pub enum Freshness {
     Fresh,
     /// Inside the margin: refresh it, but it may still be served if the refresh fails.
     Aging,
+    /// Expired, or stale: its expiry lies further ahead than any login lives, so the clock went
+    /// back since it was written and its real age is unknown.
     Expired,
 }
 
 impl Login {
     pub fn freshness(&self, now: u64, margin: Duration) -> Freshness {
-        if now >= self.expires_at {
+        let longest = LOGIN_LIFETIME + CLOCK_SLACK;
+        if now >= self.expires_at || self.expires_at - now > longest.as_secs() {
             Freshness::Expired
         } else if now + margin.as_secs() >= self.expires_at {
             Freshness::Aging
@@ -91,6 +102,13 @@ impl Login {
             Freshness::Fresh
         }
     }
+}
+
+/// What the cache holds, for `doctor`: readable entries, and how many of them are expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    pub entries: usize,
+    pub expired: usize,
 }
 
 /// A cache directory that passed the safety checks (`PrivateDir`), used through what was checked.
@@ -164,6 +182,59 @@ impl Cache {
             .collect()
     }
 
+    /// How many readable entries the cache holds at `now`, and how many of them cannot be
+    /// served (expired, or stale after the clock went back).
+    pub fn census(&self, now: u64) -> Census {
+        let entries = self.entries();
+        let expired = entries
+            .iter()
+            .filter(|(_, entry)| entry.login.freshness(now, Duration::ZERO) == Freshness::Expired)
+            .count();
+        Census {
+            entries: entries.len(),
+            expired,
+        }
+    }
+
+    /// Removes the entries that expired more than `KEEP_EXPIRED` before `now` (logins of access
+    /// keys long rotated away), each under its lock, lock file included. An entry whose lock is
+    /// held is left alone: its holder is about to replace it. Returns how many were removed.
+    pub fn remove_long_expired(&self, now: u64) -> usize {
+        let long_expired = |entry: &Entry| {
+            now.saturating_sub(entry.login.expires_at) > KEEP_EXPIRED.as_secs()
+        };
+        let mut removed = 0;
+        for (slot, _) in self
+            .entries()
+            .into_iter()
+            .filter(|(_, entry)| long_expired(entry))
+        {
+            let locked = match slot.try_lock() {
+                Ok(Some(locked)) => locked,
+                Ok(None) => continue,
+                Err(err) => {
+                    debug!("not removing an expired entry: {err}");
+                    continue;
+                }
+            };
+            // Read again under the lock: another process may have replaced it meanwhile.
+            if !locked.read_entry().is_some_and(|entry| long_expired(&entry)) {
+                continue;
+            }
+            match locked.remove_with_lock() {
+                Ok(()) => removed += 1,
+                Err(err) => debug!(
+                    "cannot remove {}: {err}",
+                    self.path(&slot.file).display()
+                ),
+            }
+        }
+        if removed > 0 {
+            debug!("removed {removed} entries expired for over a day");
+        }
+        removed
+    }
+
     /// `name` in the cache directory, for messages.
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -192,21 +263,12 @@ impl Slot<'_> {
     /// finish. The OS drops the lock when its holder dies, however it dies.
     pub fn lock(&self, timeout: Duration) -> Result<Locked<'_>> {
         let path = self.cache.path(&self.lock);
-        let file = self
-            .cache
-            .dir
-            .open_file(&self.lock, Access::Lock)
-            .map_err(|err| Error::io("cannot open lock file", &path, err))?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         let mut logged = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(err)) => {
-                    return Err(Error::io("cannot lock", &path, err));
-                }
+        let file = loop {
+            if let Some(file) = self.lock_once()? {
+                break file;
             }
             if !logged {
                 debug!("waiting for lock {}", path.display());
@@ -220,8 +282,41 @@ impl Slot<'_> {
             }
             std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
             pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        Ok(self.locked(file))
+    }
+
+    /// Takes this entry's lock if it is free now, without waiting: `None` if another holds it.
+    pub fn try_lock(&self) -> Result<Option<Locked<'_>>> {
+        Ok(self.lock_once()?.map(|file| self.locked(file)))
+    }
+
+    /// One attempt at the lock: the locked file, or `None` if another process holds it. A lock
+    /// file unlinked by `remove_with_lock` while this process waited on it is no one's lock any
+    /// more: the attempt is made again on the file now at its name.
+    fn lock_once(&self) -> Result<Option<File>> {
+        let path = || self.cache.path(&self.lock);
+        loop {
+            let file = self
+                .cache
+                .dir
+                .open_file(&self.lock, Access::Lock)
+                .map_err(|err| Error::io("cannot open lock file", path(), err))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(err)) => {
+                    return Err(Error::io("cannot lock", path(), err));
+                }
+            }
+            if self.cache.dir.is_linked(&self.lock, &file) {
+                return Ok(Some(file));
+            }
         }
-        debug!("acquired lock {}", path.display());
+    }
+
+    fn locked(&self, file: File) -> Locked<'_> {
+        debug!("acquired lock {}", self.cache.path(&self.lock).display());
         // A temp file here was left by a holder that died mid-write: nobody else writes it.
         if let Err(err) = self.cache.dir.remove_file(&self.temp)
             && err.kind() != io::ErrorKind::NotFound
@@ -231,10 +326,10 @@ impl Slot<'_> {
                 self.cache.path(&self.temp).display()
             );
         }
-        Ok(Locked {
+        Locked {
             slot: self,
             _lock: file,
-        })
+        }
     }
 }
 
@@ -281,6 +376,22 @@ impl Locked<'_> {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => dir.sync(),
         }
+    }
+
+    /// Removes the entry and, on Unix, its lock file too, while holding that lock: a process
+    /// waiting on the unlinked file sees it is gone and locks the new one (`lock_once`).
+    /// Windows keeps the lock file: it cannot tell an unlinked file from a linked one.
+    pub fn remove_with_lock(self) -> io::Result<()> {
+        self.remove()?;
+        #[cfg(unix)]
+        {
+            let dir = &self.slot.cache.dir;
+            match dir.remove_file(&self.slot.lock) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => dir.sync()?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -263,6 +263,12 @@ pub enum Error {
     ConfigFileRefused { path: PathBuf, reason: String },
     #[error("cannot use {}: {reason}; fix it or remove it", .path.display())]
     ConfigFileInvalid { path: PathBuf, reason: String },
+
+    // ---- the clock --------------------------------------------------------------------------------
+    #[error(
+        "the system clock reads a date before 1970: set the date and time (or enable NTP), then try again"
+    )]
+    ClockBeforeEpoch,
 }
 
 /// Which setting named a CA bundle, for messages.
