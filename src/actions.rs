@@ -105,16 +105,13 @@ impl StoredLogin {
 /// is valid for 12 hours). Nothing else is read from it, and it is never logged; a value beyond a
 /// login's lifetime from `now` is not taken (another unit, or a clock gone back).
 fn password_expiry(password: &str, now: u64) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Token {
-        expiration: u64,
-    }
     // ECR passwords are about 2 KB; anything much bigger is not one.
     if password.len() > 16 * 1024 {
         return None;
     }
     let json = aws_smithy_types::base64::decode(password).ok()?;
-    let expiry = serde_json::from_slice::<Token>(&json).ok()?.expiration;
+    let token: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&json).ok()?;
+    let expiry = token.get("expiration")?.as_u64()?;
     let latest = now + (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
     (expiry <= latest).then_some(expiry)
 }
@@ -147,7 +144,15 @@ fn account_login(
                 .insert(registry.host.clone(), now + NOT_OURS_FOR.as_secs());
         }
     };
-    let entry = region_entry(config, cache, &registry.region, now, answers, fetch, remember)?;
+    let entry = region_entry(
+        config,
+        cache,
+        &registry.region,
+        now,
+        answers,
+        fetch,
+        remember,
+    )?;
     ours(entry.login, registry)
 }
 
@@ -182,9 +187,8 @@ fn region_entry(
     update: impl FnOnce(&mut Entry, Option<Entry>),
 ) -> Result<Entry> {
     let margin = config.refresh_margin;
-    let usable = |entry: &Entry| {
-        entry.login.freshness(now, margin) == Freshness::Fresh && answers(entry)
-    };
+    let usable =
+        |entry: &Entry| entry.login.freshness(now, margin) == Freshness::Fresh && answers(entry);
     let slot = cache.login_slot(region, &config.identity);
     let cached = slot.read_entry();
     if let Some(entry) = cached.clone().filter(usable) {
@@ -323,6 +327,8 @@ pub fn list(config: &Config, now: u64) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::KEEP_EXPIRED;
+    use crate::config::IdentitySource;
     use std::cell::Cell;
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -485,6 +491,211 @@ mod tests {
         erase(&config, HOST).unwrap();
         assert!(list(&config, NOW).is_empty());
         assert!(get_with(&config, HOST, NOW, unreachable).is_err());
+    }
+
+    /// An ECR-shaped password: base64 of JSON saying when it expires (see `password_expiry`).
+    fn ecr_password(expiration: u64) -> String {
+        let json = format!(
+            r#"{{"payload":"opaque","datakey":"opaque","version":"2","type":"DATA_KEY","expiration":{expiration}}}"#
+        );
+        aws_smithy_types::base64::encode(json)
+    }
+
+    #[test]
+    fn a_password_says_when_it_expires_only_when_it_is_ecr_shaped_and_plausible() {
+        assert_eq!(
+            password_expiry(&ecr_password(NOW + 600), NOW),
+            Some(NOW + 600)
+        );
+        assert_eq!(password_expiry(&ecr_password(NOW - 5), NOW), Some(NOW - 5));
+        let latest = NOW + (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        assert_eq!(password_expiry(&ecr_password(latest), NOW), Some(latest));
+        // Milliseconds, or a clock gone back: not taken.
+        assert_eq!(password_expiry(&ecr_password(latest + 1), NOW), None);
+        assert_eq!(password_expiry(&ecr_password(NOW * 1000), NOW), None);
+        for other in [
+            "typed",
+            "",
+            "bm90IGpzb24=", // "not json"
+            &aws_smithy_types::base64::encode(r#"{"expiration":"soon"}"#),
+            &aws_smithy_types::base64::encode(r#"{"expiration":-1}"#),
+            &aws_smithy_types::base64::encode(r#"[1]"#),
+            &"QUFB".repeat(10_000),
+        ] {
+            assert_eq!(password_expiry(other, NOW), None, "{other:.40}");
+        }
+    }
+
+    #[test]
+    fn store_keeps_a_password_until_its_own_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let stored = || cache.stored_slot(HOST).read().unwrap().expires_at;
+        store(&config, HOST, "AWS", &ecr_password(NOW + 3_600), NOW).unwrap();
+        assert_eq!(stored(), NOW + 3_600);
+        store(&config, HOST, "AWS", "typed", NOW).unwrap();
+        assert_eq!(stored(), NOW + LOGIN_LIFETIME.as_secs());
+    }
+
+    #[test]
+    fn a_stored_password_that_says_it_expired_is_not_served_and_the_account_login_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        // Obtained 11 h before `docker login`: one hour left, whatever `store` assumed.
+        let password = ecr_password(NOW + 3_600);
+        store(&config, HOST, "AWS", &password, NOW).unwrap();
+        let served = get_with(&config, HOST, NOW + 60, |_| panic!("fresh")).unwrap();
+        assert_eq!(served.secret.expose(), password);
+        let later = NOW + 3_600;
+        let served = get_with(&config, HOST, later, |_| Ok(login("api", 43_200))).unwrap();
+        assert_eq!(served.secret.expose(), "api");
+        assert!(matches!(
+            get_with(&config, HOST, later + 1, unreachable),
+            Ok(login) if login.secret.expose() == "api"
+        ));
+    }
+
+    #[test]
+    fn a_stored_login_of_unknown_age_gives_way_to_the_account_login() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        store(&config, HOST, "AWS", "typed", NOW).unwrap();
+        let calls = Cell::new(0);
+        let fetch = |_: &Region| {
+            calls.set(calls.get() + 1);
+            Ok(login("api", 43_200))
+        };
+        for at in [NOW, NOW + 60] {
+            assert_eq!(
+                get_with(&config, HOST, at, fetch).unwrap().secret.expose(),
+                "api"
+            );
+        }
+        assert_eq!(calls.get(), 1, "then from the cache");
+    }
+
+    #[test]
+    fn when_the_account_cannot_answer_a_stored_login_is_served_to_its_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        let not_ours = |_: &Region| Ok(login("lightsail", 43_200));
+        for (host, password) in [
+            (HOST, "typed".to_string()),
+            (own_ecr, ecr_password(NOW + 600)),
+        ] {
+            store(&config, host, "AWS", &password, NOW).unwrap();
+            let expires_at = Cache::open(&tmp.path().join("cache"))
+                .unwrap()
+                .stored_slot(host)
+                .read()
+                .unwrap()
+                .expires_at;
+            // In its last 30 minutes (the refresh margin), and to its very last second.
+            for at in [expires_at - 1_000, expires_at - 1] {
+                let served = get_with(&config, host, at, unreachable).unwrap();
+                assert_eq!(
+                    served.secret.expose(),
+                    password,
+                    "{host} API failing at {at}"
+                );
+                if host == own_ecr {
+                    let served = get_with(&config, host, at, not_ours).unwrap();
+                    assert_eq!(served.secret.expose(), password, "{host} not ours at {at}");
+                }
+            }
+            assert!(get_with(&config, host, expires_at, unreachable).is_err());
+        }
+    }
+
+    #[test]
+    fn a_cached_login_expiring_beyond_any_login_life_means_the_clock_went_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        // Written when the clock read two days later than it reads now.
+        get_with(&config, HOST, NOW + 172_800, |_| {
+            Ok(login("future", 172_800 + 43_200))
+        })
+        .unwrap();
+        let served = get_with(&config, HOST, NOW, |_| Ok(login("now", 43_200))).unwrap();
+        assert_eq!(served.secret.expose(), "now");
+        // Stale is never served, not even when the API fails.
+        get_with(&config, HOST, NOW + 172_800, |_| {
+            Ok(login("future", 172_800 + 43_200))
+        })
+        .unwrap();
+        assert!(get_with(&config, HOST, NOW, unreachable).is_err());
+        // A login of exactly a lifetime plus the slack ahead is still believed.
+        let longest = (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        get_with(&config, HOST, NOW, |_| Ok(login("edge", longest))).unwrap();
+        let served = get_with(&config, HOST, NOW, |_| panic!("cached")).unwrap();
+        assert_eq!(served.secret.expose(), "edge");
+    }
+
+    #[test]
+    fn a_miss_removes_entries_expired_for_over_a_day() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let old_keys: Vec<IdentitySource> = (0..3)
+            .map(|n| IdentitySource {
+                key: format!("rotated key {n}"),
+                description: String::new(),
+            })
+            .collect();
+        let region = Region::parse("us-east-1").unwrap();
+        get_with(&config, HOST, NOW, |_| Ok(login("api", 43_200))).unwrap();
+        for (n, identity) in old_keys.iter().enumerate() {
+            let mut old = login("old", 0);
+            // Expired a day and a second ago, and (the last) just under a day ago.
+            old.expires_at = NOW - KEEP_EXPIRED.as_secs() - 1 + n as u64 / 2 * 2;
+            cache
+                .login_slot(&region, identity)
+                .lock(Duration::ZERO)
+                .unwrap()
+                .write(&old)
+                .unwrap();
+        }
+        // A hit removes nothing...
+        get_with(&config, HOST, NOW, |_| panic!("cached")).unwrap();
+        assert_eq!(cache.entries().len(), 4);
+        // ...a miss removes the two expired for over a day, lock files too.
+        get_with(
+            &config,
+            "999999999999.dkr.ecr.us-east-1.amazonaws.com",
+            NOW,
+            |_| Ok(login("api", 43_200)),
+        )
+        .unwrap_err();
+        assert_eq!(cache.entries().len(), 2);
+        assert!(cache.login_slot(&region, &old_keys[2]).read().is_some());
+        let names = std::fs::read_dir(tmp.path().join("cache")).unwrap().count();
+        assert_eq!(names, 4, "two entries and their two lock files");
+    }
+
+    #[test]
+    fn push_and_configure_wait_for_a_held_lock_and_fall_back_as_get_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = config(tmp.path());
+        config.lock_timeout = Duration::from_millis(50);
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let slot = cache.login_slot(&region, &config.identity);
+        let held = slot.lock(Duration::ZERO).unwrap();
+        // Nothing cached: the lock timeout is the answer.
+        let err =
+            region_login(&config, Some(&cache), &region, NOW, |_| panic!("locked")).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        // The holder saved a login in its refresh margin while this one waited: it is served.
+        held.write(&login("aging", 60)).unwrap();
+        let served =
+            region_login(&config, Some(&cache), &region, NOW, |_| panic!("locked")).unwrap();
+        assert_eq!(served.secret.expose(), "aging");
+        // And when the API fails with the lock free, the unexpired login answers too.
+        drop(held);
+        let served = region_login(&config, Some(&cache), &region, NOW, unreachable).unwrap();
+        assert_eq!(served.secret.expose(), "aging");
     }
 
     #[test]

@@ -200,9 +200,8 @@ impl Cache {
     /// keys long rotated away), each under its lock, lock file included. An entry whose lock is
     /// held is left alone: its holder is about to replace it. Returns how many were removed.
     pub fn remove_long_expired(&self, now: u64) -> usize {
-        let long_expired = |entry: &Entry| {
-            now.saturating_sub(entry.login.expires_at) > KEEP_EXPIRED.as_secs()
-        };
+        let long_expired =
+            |entry: &Entry| now.saturating_sub(entry.login.expires_at) > KEEP_EXPIRED.as_secs();
         let mut removed = 0;
         for (slot, _) in self
             .entries()
@@ -218,15 +217,15 @@ impl Cache {
                 }
             };
             // Read again under the lock: another process may have replaced it meanwhile.
-            if !locked.read_entry().is_some_and(|entry| long_expired(&entry)) {
+            if !locked
+                .read_entry()
+                .is_some_and(|entry| long_expired(&entry))
+            {
                 continue;
             }
             match locked.remove_with_lock() {
                 Ok(()) => removed += 1,
-                Err(err) => debug!(
-                    "cannot remove {}: {err}",
-                    self.path(&slot.file).display()
-                ),
+                Err(err) => debug!("cannot remove {}: {err}", self.path(&slot.file).display()),
             }
         }
         if removed > 0 {
@@ -380,15 +379,16 @@ impl Locked<'_> {
 
     /// Removes the entry and, on Unix, its lock file too, while holding that lock: a process
     /// waiting on the unlinked file sees it is gone and locks the new one (`lock_once`).
-    /// Windows keeps the lock file: it cannot tell an unlinked file from a linked one.
+    /// Windows keeps the lock file: it cannot tell an unlinked file from a linked one. Not made
+    /// durable (no folder fsync): an expired entry back after a crash is removed again.
     pub fn remove_with_lock(self) -> io::Result<()> {
-        self.remove()?;
-        #[cfg(unix)]
-        {
-            let dir = &self.slot.cache.dir;
-            match dir.remove_file(&self.slot.lock) {
+        let dir = &self.slot.cache.dir;
+        let names = [&self.slot.file, &self.slot.lock];
+        let names = if cfg!(unix) { &names[..] } else { &names[..1] };
+        for name in names {
+            match dir.remove_file(name) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-                _ => dir.sync()?,
+                _ => {}
             }
         }
         Ok(())
@@ -482,6 +482,114 @@ mod tests {
         assert_eq!(entry.freshness(9_999, margin), Freshness::Aging);
         assert_eq!(entry.freshness(10_000, margin), Freshness::Expired);
         assert_eq!(entry.freshness(99_999, margin), Freshness::Expired);
+    }
+
+    #[test]
+    fn an_expiry_beyond_any_login_life_is_stale() {
+        let longest = (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        let now = 1_800_000_000;
+        let margin = Duration::from_secs(600);
+        assert_eq!(
+            login(now + longest).freshness(now, margin),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            login(now + longest + 1).freshness(now, margin),
+            Freshness::Expired
+        );
+        assert_eq!(login(u64::MAX).freshness(now, margin), Freshness::Expired);
+        // Once the clock is back where it was, the same entry is fresh again.
+        assert_eq!(
+            login(now + longest + 1).freshness(now + 1, margin),
+            Freshness::Fresh
+        );
+    }
+
+    #[test]
+    fn removing_long_expired_entries_spares_the_recent_and_the_locked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = Cache::open(&dir).unwrap();
+        let now = 1_800_000_000;
+        let day = KEEP_EXPIRED.as_secs();
+        let key = |n: usize| IdentitySource {
+            key: format!("key {n}"),
+            description: String::new(),
+        };
+        let region = region("us-east-1");
+        // As `write_entry` leaves them, without its thousands of fsyncs.
+        let write = |n: usize, expires_at: u64| {
+            let slot = cache.login_slot(&region, &key(n));
+            let file = EntryFile {
+                format: FORMAT,
+                login: login(expires_at),
+                not_ours: BTreeMap::new(),
+            };
+            fs::write(cache.path(&slot.file), serde_json::to_vec(&file).unwrap()).unwrap();
+            fs::write(cache.path(&slot.lock), "").unwrap();
+        };
+        // A thousand, and their speed, are tests/suite/cache.rs's.
+        for n in 0..100 {
+            write(n, now - day - 1 - n as u64);
+        }
+        write(100, now - day); // expired exactly a day ago: kept
+        write(101, now + 60); // fresh: kept
+        write(102, now - 2 * day); // old, but its lock is held: kept
+        let stored = cache.stored_slot("old.example");
+        stored
+            .lock(Duration::ZERO)
+            .unwrap()
+            .write(&login(now - 2 * day))
+            .unwrap();
+        let held_slot = cache.login_slot(&region, &key(102));
+        let held = held_slot.lock(Duration::ZERO).unwrap();
+        assert_eq!(
+            cache.census(now),
+            Census {
+                entries: 104,
+                expired: 103
+            }
+        );
+
+        assert_eq!(cache.remove_long_expired(now), 101);
+        assert_eq!(
+            cache.census(now),
+            Census {
+                entries: 3,
+                expired: 2
+            }
+        );
+        let mut names = fs::read_dir(&dir)
+            .unwrap()
+            .map(|item| item.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+        names.sort();
+        assert_eq!(names.len(), 6, "three entries and their locks: {names:?}");
+        drop(held);
+        assert_eq!(cache.remove_long_expired(now), 1);
+        assert_eq!(cache.remove_long_expired(now), 0);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_lock_file_unlinked_by_its_holder_is_nobodys_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
+        let holder = slot.lock(Duration::ZERO).unwrap();
+        holder.write(&login(5)).unwrap();
+        // Opened by a waiter before the holder unlinks it.
+        let waiter = cache.dir.open_file(&slot.lock, Access::Lock).unwrap();
+        assert!(cache.dir.is_linked(&slot.lock, &waiter));
+        holder.remove_with_lock().unwrap();
+        assert!(!cache.dir.is_linked(&slot.lock, &waiter));
+        // The next locker gets the file at the name, and excludes everyone else.
+        let next = slot.lock(Duration::ZERO).unwrap();
+        assert!(slot.try_lock().unwrap().is_none());
+        let again = cache.dir.open_file(&slot.lock, Access::Lock).unwrap();
+        assert!(cache.dir.is_linked(&slot.lock, &again));
+        assert!(!cache.dir.is_linked(&slot.lock, &waiter));
+        drop(next);
     }
 
     #[test]
