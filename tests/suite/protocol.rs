@@ -2,7 +2,7 @@
 //! exact output and error strings, which hosts are ours, store / erase / list.
 
 use crate::man_page::help_entries;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, unix_now};
 
 const NOT_FOUND: &str = "credentials not found in native keychain\n";
 
@@ -280,4 +280,42 @@ fn closed_stdin_and_closed_stdout_do_not_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     assert_eq!(env.fake.login_calls(), 1);
+}
+
+/// An ECR-shaped registry password: base64 of JSON saying when it expires (the shape the
+/// helper reads; see `password_expiry` in src/actions.rs for the public sources).
+fn ecr_password(expiration: u64) -> String {
+    let json = format!(
+        r#"{{"payload":"opaque","datakey":"opaque","version":"2","type":"DATA_KEY","expiration":{expiration}}}"#
+    );
+    aws_smithy_types::base64::encode(json)
+}
+
+#[test]
+fn a_docker_login_never_outlives_its_password_nor_shadows_the_accounts_login() {
+    let env = TestEnv::new();
+    let host = env.registry_host("us-east-1");
+    let store = |secret: &str| {
+        let doc = format!(r#"{{"ServerURL":"{host}","Username":"AWS","Secret":"{secret}"}}"#);
+        let out = env.run(&["store"], doc);
+        assert!(out.success(), "{out:?}");
+    };
+    // A password obtained 12 h before `docker login`: it already says it has expired.
+    store(&ecr_password(unix_now() - 60));
+    let served = env.run(&["get"], &host).credentials();
+    assert_eq!(Some(&served.secret), env.fake.passwords().first());
+    assert_eq!(env.fake.login_calls(), 1);
+
+    // A password of unknown age: the account's own login (cached now) still wins.
+    store("typed-by-user-2");
+    assert_eq!(env.run(&["get"], &host).credentials(), served);
+    assert_eq!(env.fake.login_calls(), 1);
+
+    // A password that says it is good for another hour is served as it is, with no API call.
+    let good = ecr_password(unix_now() + 3_600);
+    store(&good);
+    assert_eq!(env.run(&["get"], &host).credentials().secret, good);
+    assert_eq!(env.fake.login_calls(), 1);
+    let list = env.run(&["list"], "");
+    assert!(!list.stdout.contains(&good) && !list.stderr.contains(&good));
 }
