@@ -221,23 +221,27 @@ fn region_entry(
         return Ok(entry);
     }
     debug!("cache miss in {region}");
-    let fetched = fetch(region);
-    // A miss is rare and slow anyway: the time to tidy up after keys long rotated away.
-    cache.remove_long_expired(now);
-    let mut entry = match fetched {
-        Ok(login) => Entry::from(login),
-        Err(err) => return fallback(err, current),
+    let answer = match fetch(region) {
+        Ok(login) => {
+            let mut entry = Entry::from(login);
+            update(&mut entry, current);
+            if let Some(locked) = &locked
+                && let Err(err) = locked.write_entry(&entry)
+            {
+                debug!(
+                    "could not save the login in {}: {err}",
+                    cache.dir().display()
+                );
+            }
+            Ok(entry)
+        }
+        Err(err) => fallback(err, current),
     };
-    update(&mut entry, current);
-    if let Some(locked) = &locked
-        && let Err(err) = locked.write_entry(&entry)
-    {
-        debug!(
-            "could not save the login in {}: {err}",
-            cache.dir().display()
-        );
-    }
-    Ok(entry)
+    // A miss is rare and slow anyway: the time to tidy up after keys long rotated away, once
+    // the lock is released (nobody waits for this).
+    drop(locked);
+    cache.remove_long_expired(now);
+    answer
 }
 
 /// The account's Lightsail login answers for its own registry host only: any other ECR host
