@@ -325,8 +325,9 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
     let host = env.registry_host(REGION);
     env.fake.set_expires_in(600);
     env.run(&["get"], &host).credentials();
-    // Make the entry expired, so the failure cannot be hidden by the fallback.
-    expire_the_cached_login(&env.cache_dir());
+    // Make the entry expired, so the failure cannot be hidden by the fallback (a minute ago:
+    // one expired for over a day would be removed by the miss, as it should).
+    set_expiry_of_the_cached_login(&env.cache_dir(), unix_now() - 60);
     let before = cache_contents(&env.cache_dir());
 
     env.fake
