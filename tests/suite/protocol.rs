@@ -319,3 +319,23 @@ fn a_docker_login_never_outlives_its_password_nor_shadows_the_accounts_login() {
     let list = env.run(&["list"], "");
     assert!(!list.stdout.contains(&good) && !list.stderr.contains(&good));
 }
+
+#[test]
+fn a_docker_login_for_a_host_that_is_not_the_accounts_is_served_to_its_last_second() {
+    let env = TestEnv::new();
+    // The user's own ECR registry in the region: the Lightsail API says it is not the account's.
+    let own_ecr = "999988887777.dkr.ecr.us-east-1.amazonaws.com";
+    let doc = format!(r#"{{"ServerURL":"{own_ecr}","Username":"AWS","Secret":"typed-own-ecr"}}"#);
+    assert!(env.run(&["store"], doc).success());
+    // Ten minutes left: inside the refresh margin.
+    let file = env.cache_dir().join(format!("stored-{own_ecr}.json"));
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    entry["login"]["expires_at"] = serde_json::json!(unix_now() + 600);
+    std::fs::write(&file, entry.to_string()).unwrap();
+    for calls in [1, 1] {
+        let creds = env.run(&["get"], own_ecr).credentials();
+        assert_eq!(creds.secret, "typed-own-ecr");
+        assert_eq!(env.fake.login_calls(), calls, "asked once, then remembered");
+    }
+}
