@@ -139,13 +139,16 @@ impl Engine {
 
     /// Removes the tag `target` only (the image stays under its other names).
     pub fn untag(&self, image: &str, target: &str) -> Result<()> {
-        self.run("untag", &self.untag_args(image, target))
-            .map(drop)
+        self.run("untag", &self.untag_args(image, target)).map(drop)
     }
 
     /// The command line that removes the tag `target`, for a person to run.
     pub fn untag_command(&self, image: &str, target: &str) -> String {
-        format!("{} {}", self.name(), self.untag_args(image, target).join(" "))
+        format!(
+            "{} {}",
+            self.name(),
+            self.untag_args(image, target).join(" ")
+        )
     }
 
     fn untag_args<'a>(&self, image: &'a str, target: &'a str) -> Vec<&'a str> {
@@ -466,7 +469,10 @@ fn remove_abandoned_folders(temp: &Path) {
                 .is_ok_and(|meta| meta.is_dir() && meta.uid() == me);
             let gone = rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH);
             if ours && gone {
-                tracing::debug!("removing {}, left by a run that was killed", entry.path().display());
+                tracing::debug!(
+                    "removing {}, left by a run that was killed",
+                    entry.path().display()
+                );
                 let _ = fs::remove_dir_all(entry.path());
             }
         }

@@ -164,7 +164,9 @@ struct FirstThenProvider {
 }
 
 impl ProvideCredentials for FirstThenProvider {
-    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
     where
         Self: 'a,
     {

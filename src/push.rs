@@ -56,7 +56,11 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
     })?;
 
     let target = format!("{}/sr:{}", login.registry, unique_tag(now));
-    say(output, quiet, &format!("Pushing {} as {target}", args.image));
+    say(
+        output,
+        quiet,
+        &format!("Pushing {} as {target}", args.image),
+    );
     // From here on there is a tag (and a folder with the password) to clean up: an interrupt is
     // noted, and the run ends through the clean-up below.
     let interrupt = Interrupt::watch();
@@ -103,7 +107,9 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
         quiet,
         &format!("Registering {digest} with {}", args.service),
     );
-    let image = session.register_image(&args.service, &args.label, &digest)?.image;
+    let image = session
+        .register_image(&args.service, &args.label, &digest)?
+        .image;
 
     // What follows can fail, or be interrupted: the registered name is printed whatever happens.
     let deployed = match &args.deploy {
