@@ -650,3 +650,74 @@ fn texts_from_the_network_reach_the_terminal_as_one_line() {
     );
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
 }
+
+/// Uses a profile whose `credential_process` is `script` (a shell script body) for `env`'s runs.
+fn use_credential_process(env: &mut TestEnv, script: &str) {
+    let path = env.root().join("issue-keys");
+    fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_aws_config(&format!(
+        "[profile ci]\ncredential_process = {}\n",
+        path.display()
+    ));
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+    env.set_env("AWS_PROFILE", "ci");
+}
+
+#[test]
+fn temporary_credentials_that_expire_during_the_push_are_refreshed() {
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    let counter = env.root().join("sessions");
+    // New keys on every call, each valid for 5 s: inside the SDK's refresh margin.
+    use_credential_process(
+        &mut env,
+        &format!(
+            "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}\n\
+             expires=$(date -u -d @$(($(date +%s) + 5)) +%Y-%m-%dT%H:%M:%SZ)\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"ASIATEMP%011d\",\"SecretAccessKey\":\"TempSecret/%d\",\"SessionToken\":\"TempToken%d\",\"Expiration\":\"%s\"}}' $n $n $n $expires\n",
+            c = counter.display()
+        ),
+    );
+    engine.hold();
+    let running = env.spawn(
+        &["push", "--service", "hello", "--label", "web", "--deploy", "web", "app:1"],
+        "",
+    );
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    // Every key issued so far has expired by now: only later ones are accepted.
+    let issued: usize = fs::read_to_string(&counter).unwrap().trim().parse().unwrap();
+    let later: Vec<String> = (issued + 1..issued + 50)
+        .map(|n| format!("ASIATEMP{n:011}"))
+        .collect();
+    let later: Vec<&str> = later.iter().map(String::as_str).collect();
+    env.fake.set_known_access_keys(Some(&later));
+    engine.go();
+    let out = env.wait(running);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, ":hello.web.1\n");
+    assert_eq!(env.fake.calls(DEPLOY), 1);
+}
+
+#[test]
+fn a_slow_credential_process_does_not_starve_the_calls_after_it() {
+    let mut env = TestEnv::new();
+    Engine::install(&mut env);
+    let counter = env.root().join("sessions");
+    // The first resolution takes 6 of the 8 s budget; every call then takes 1.2 s, which fits
+    // a call's own budget (8 s, 2.7 s an attempt), not what the credentials left of one.
+    use_credential_process(
+        &mut env,
+        &format!(
+            "[ -e {c} ] || sleep 6; echo 1 > {c}\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"ASIASLOW\",\"SecretAccessKey\":\"SlowSecret\",\"SessionToken\":\"SlowToken\"}}'\n",
+            c = counter.display()
+        ),
+    );
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT", "8");
+    env.fake.set_delay(Duration::from_millis(1200));
+    let out = push(&env, &["--quiet"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, ":hello.web.1\n");
+}
