@@ -478,6 +478,40 @@ check "podman's registered digest is the manifest digest the registry holds" reg
 check "push --engine podman leaves no temporary tag" \
     eval '! podman image ls --format "{{.Repository}}:{{.Tag}}" | grep -q "^$HOST/sr:push-"'
 
+# ---- an interrupted push leaves nothing behind ---------------------------------------------------
+
+# The registry is stopped (SIGSTOP), so that the engine's push, once started, cannot finish; push
+# gets SIGTERM as soon as its private folder is there and the engine's `docker push` runs.
+push_tmp=$work/push-tmp
+mkdir -p "$push_tmp"
+registrations_before=$(registrations)
+engine_pushing() { grep -qas "sr:push-" /proc/[0-9]*/cmdline; }
+push_started() { [ -n "$(ls -A "$push_tmp")" ] && engine_pushing; }
+out=$work/out/push-interrupted.stdout
+err=$work/out/push-interrupted.stderr
+kill -STOP "$registry_pid"
+set +e
+TMPDIR=$push_tmp docker-credential-lightsail push --service hello --label web app:1 \
+    >"$out" 2>"$err" </dev/null &
+push_pid=$!
+started_push=no
+if wait_until "$CMD_TIMEOUT" push_started; then started_push=yes; fi
+kill -TERM "$push_pid"
+helper_gone() { ! alive "$push_pid"; }
+wait_until "$CMD_TIMEOUT" helper_gone || kill -KILL "$push_pid"
+wait "$push_pid"
+rc=$?
+set -e
+kill -CONT "$registry_pid"
+last_output=("push, SIGTERM once the engine pushed: $started_push" "exit code $rc" "stdout: $(head -c 3000 "$out")" "stderr: $(head -c 3000 "$err")" "left in TMPDIR: $(ls -A "$push_tmp")")
+check "SIGTERM mid-push: push exits 143 with one line saying what was left undone" \
+    eval '[ "$started_push" = yes ] && [ "$rc" = 143 ] && [ ! -s "$out" ] && [ "$(tail -n 1 "$err")" = "error: interrupted by SIGTERM: stopped docker push of app:1, removed its temporary tag; nothing was registered" ]'
+check "SIGTERM mid-push: nothing is left under the temp directory (the folder with the password)" \
+    eval '[ -z "$(ls -A "$push_tmp")" ]'
+check "SIGTERM mid-push: no temporary tag is left in the engine" eval '[ "$(local_push_tags)" = 0 ]'
+check "SIGTERM mid-push: the engine's push was stopped, and nothing was registered" \
+    eval '! engine_pushing && [ "$(registrations)" = "$registrations_before" ]'
+
 # ---- afterwards ----------------------------------------------------------------------------------
 
 check "the registry still holds every pushed manifest (docker-1, docker-2, podman-1, buildah-1)" \
