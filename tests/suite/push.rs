@@ -682,12 +682,25 @@ fn temporary_credentials_that_expire_during_the_push_are_refreshed() {
     );
     engine.hold();
     let running = env.spawn(
-        &["push", "--service", "hello", "--label", "web", "--deploy", "web", "app:1"],
+        &[
+            "push",
+            "--service",
+            "hello",
+            "--label",
+            "web",
+            "--deploy",
+            "web",
+            "app:1",
+        ],
         "",
     );
     assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
     // Every key issued so far has expired by now: only later ones are accepted.
-    let issued: usize = fs::read_to_string(&counter).unwrap().trim().parse().unwrap();
+    let issued: usize = fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let later: Vec<String> = (issued + 1..issued + 50)
         .map(|n| format!("ASIATEMP{n:011}"))
         .collect();
