@@ -649,6 +649,23 @@ fn texts_from_the_network_reach_the_terminal_as_one_line() {
         "the current deployment of hello has no container named \"db\" (it has: cache [2J x, web)",
     );
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+
+    // A deployment state no API version has, as the SDK passes it on.
+    env.fake.set_services(&["hello"]);
+    env.fake
+        .set_new_deployment_state(Some("PAUSED\u{1b}]0;owned\u{7}\r\nerror: fake"));
+    let out = push(&env, &["--deploy", "web", "--wait-timeout", "1"]);
+    assert_registered_then_failed(
+        &out,
+        ":hello.web.1",
+        "deployment 2 of hello is still PAUSED ]0;owned   error: fake after 1 s",
+    );
+    assert!(
+        out.stderr
+            .contains("Deployment 2 of hello: PAUSED ]0;owned   error: fake\n"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains(['\u{1b}', '\u{7}', '\r']), "{out:?}");
 }
 
 /// Uses a profile whose `credential_process` is `script` (a shell script body) for `env`'s runs.

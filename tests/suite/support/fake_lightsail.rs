@@ -213,6 +213,13 @@ impl FakeLightsail {
         self.shared.update(|s| s.services.listing_lag = polls);
     }
 
+    /// New deployments are in this state, which never settles, instead of ACTIVATING: a state
+    /// this API version does not know (the SDK passes it on as it came), or a hostile one.
+    pub fn set_new_deployment_state(&self, state: Option<&str>) {
+        self.shared
+            .update(|s| s.services.new_state = state.map(str::to_string));
+    }
+
     /// Every service as `GetContainerServices` describes it now.
     pub fn services(&self) -> Value {
         self.shared.update(|s| s.services.describe(None))
@@ -1031,6 +1038,8 @@ struct Services {
     fail: bool,
     /// How many `GetContainerServices` answers leave out a new deployment.
     listing_lag: usize,
+    /// The state of new deployments, when not ACTIVATING.
+    new_state: Option<String>,
 }
 
 struct Service {
@@ -1098,6 +1107,7 @@ impl Services {
             settle_after: Duration::from_millis(200),
             fail: false,
             listing_lag: 0,
+            new_state: None,
         }
     }
 
@@ -1225,6 +1235,10 @@ impl Services {
             }
         }
         let (settle_after, lag) = (self.settle_after, self.listing_lag);
+        let state = self
+            .new_state
+            .clone()
+            .unwrap_or_else(|| "ACTIVATING".into());
         let service = self.services.get_mut(name);
         let Some(service) = service else {
             return not_found(name);
@@ -1241,7 +1255,7 @@ impl Services {
         service.last_version += 1;
         let mut next = json!({
             "version": service.last_version,
-            "state": "ACTIVATING",
+            "state": state,
             "containers": containers,
             "createdAt": now_epoch_secs(),
         });
