@@ -277,7 +277,8 @@ fn say(output: &mut Output, quiet: bool, text: &str) {
 }
 
 /// SIGINT, SIGTERM and SIGHUP, noted instead of ending the process at once, for as long as the
-/// run lasts (only `push` watches for them, and only once it has something to clean up).
+/// run lasts (only `push` watches for them, and only once it has something to clean up). A
+/// second one ends the process at once, as a second Ctrl-C does elsewhere.
 struct Interrupt {
     /// The number of the last signal received; 0 for none.
     signal: Arc<AtomicUsize>,
@@ -287,15 +288,27 @@ impl Interrupt {
     fn watch() -> Interrupt {
         let signal = Arc::new(AtomicUsize::new(0));
         #[cfg(unix)]
-        for number in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
-            let value = usize::try_from(number).unwrap_or(0);
-            if let Err(err) = signal_hook::flag::register_usize(number, Arc::clone(&signal), value)
-            {
-                tracing::debug!("cannot watch for signal {number}: {err}");
+        {
+            let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for number in [
+                signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGTERM,
+                signal_hook::consts::SIGHUP,
+            ] {
+                let value = usize::try_from(number).unwrap_or(0);
+                // In this order: the shutdown sees the flag as it was before this signal.
+                let registered = signal_hook::flag::register_conditional_shutdown(
+                    number,
+                    128 + number,
+                    Arc::clone(&once),
+                )
+                .and_then(|_| signal_hook::flag::register(number, Arc::clone(&once)))
+                .and_then(|_| {
+                    signal_hook::flag::register_usize(number, Arc::clone(&signal), value)
+                });
+                if let Err(err) = registered {
+                    tracing::debug!("cannot watch for signal {number}: {err}");
+                }
             }
         }
         Interrupt { signal }

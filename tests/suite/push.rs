@@ -21,7 +21,7 @@ const DIGEST_HEX: &str = "4f53c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9
 /// in `digest` between the lines in `push-before` and `push-after` (or failing with
 /// `push-error`), and keeps every command line in `calls`, the config.json `push` was given,
 /// the modes of it and its folder, and its pid. With `hold`, `push` waits for `go` after its
-/// first line.
+/// first line; with `ignore-term`, it says so on SIGTERM and goes on.
 const FAKE_DOCKER: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 echo "$*" >> "$dir/calls"
@@ -41,6 +41,7 @@ push)
     cp "$DOCKER_CONFIG/config.json" "$dir/push-config.json"
     stat -c %a "$DOCKER_CONFIG" "$DOCKER_CONFIG/config.json" | tr '\n' ' ' > "$dir/push-modes"
     if [ -e "$dir/push-error" ]; then cat "$dir/push-error" >&2; exit 1; fi
+    if [ -e "$dir/ignore-term" ]; then trap 'echo "ignoring SIGTERM" >&2' TERM; fi
     echo "The push refers to repository [${target%:*}]"
     if [ -e "$dir/hold" ]; then
         while [ ! -e "$dir/go" ]; do sleep 0.05; done
@@ -512,6 +513,40 @@ fn an_interrupted_push_stops_the_engine_and_leaves_nothing_behind() {
         assert!(left.is_empty(), "{name}: {left:?}");
     }
     assert_eq!(env.fake.calls(REGISTER) + env.fake.calls(DEPLOY), 0);
+}
+
+#[test]
+fn an_engine_that_ignores_sigterm_is_killed_and_a_second_signal_ends_push_at_once() {
+    use rustix::process::Signal;
+    let mut env = TestEnv::new();
+    let engine = Engine::install(&mut env);
+    let temp = env.root().join("tmp");
+    fs::create_dir(&temp).unwrap();
+    env.set_env("TMPDIR", &temp);
+    engine.hold();
+    engine.set("ignore-term", "");
+    let args = ["push", "--service", "hello", "--label", "web", "app:1"];
+
+    let running = env.spawn(&args, "");
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    send(&running, Signal::TERM);
+    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(30)));
+    let out = env.wait(running);
+    assert_eq!(out.code, Some(143), "{out:?}");
+    assert!(is_gone(engine.push_pid()), "killed after its grace time");
+    assert!(fs::read_dir(&temp).unwrap().next().is_none());
+
+    // While push waits for the engine to stop, a second signal ends it there and then.
+    let running = env.spawn(&args, "");
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    send(&running, Signal::TERM);
+    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(30)));
+    send(&running, Signal::INT);
+    let out = env.wait(running);
+    assert_eq!(out.code, Some(130), "{out:?}");
+    assert!(!out.stderr.contains("error:"), "{out:?}");
+    // What the second signal left behind is the next push's to remove; the engine may end.
+    engine.go();
 }
 
 #[test]
