@@ -10,6 +10,8 @@
 #   - podman and buildah (containers/image) with private vfs storage.
 # Each push must land the very manifest the client reported, cost at most the one Lightsail
 # login call the helper caches, and be refused when the helper hands out a wrong password.
+# `docker-credential-lightsail push` must register what it pushed, and leave nothing behind
+# (no private folder, no tag, no engine push running) when SIGTERM stops it mid-push.
 #
 # It re-executes itself in private mount, network and PID namespaces: loopback only, its own
 # /etc/hosts, /etc/docker, /etc/containers and /run, writes to /var/lib kept on a tmpfs (podman
