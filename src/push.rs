@@ -70,13 +70,17 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
     });
     // The image stays under its own names; an image known only by its id keeps the tag,
     // since removing its only tag would delete it.
-    if local.tags > 0 {
-        if let Err(err) = engine.untag(&args.image, &target) {
-            // The push itself went through: a leftover tag is no reason to stop.
-            output.note(format!(
-                "warning: could not remove the temporary tag {target} ({err}): remove it with `{}`",
-                engine.untag_command(&args.image, &target)
-            ));
+    let untagged = if local.tags > 0 {
+        match engine.untag(&args.image, &target) {
+            Ok(()) => true,
+            Err(err) => {
+                // A leftover tag is no reason to leave what follows undone.
+                output.note(format!(
+                    "warning: could not remove the temporary tag {target} ({err}): remove it with `{}`",
+                    engine.untag_command(&args.image, &target)
+                ));
+                false
+            }
         }
     } else {
         say(
@@ -87,10 +91,16 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
                 args.image
             ),
         );
-    }
+        false
+    };
     let not_pushed = || {
+        let tag = if untagged {
+            ", removed its temporary tag"
+        } else {
+            ""
+        };
         format!(
-            "stopped {} push of {}, removed its temporary tag; nothing was registered",
+            "stopped {} push of {}{tag}; nothing was registered",
             engine.name(),
             args.image
         )
