@@ -100,10 +100,13 @@ impl StoredLogin {
 /// ECR passwords (and Lightsail's registry is ECR underneath) are standard base64 of a JSON
 /// object whose `expiration` is that Unix second. Public sources: AWS's own
 /// aws-controllers-k8s/code-generator, `scripts/lib/common.sh` (`is_public_ecr_logged_in`:
-/// base64-decodes the password of a `docker login` and compares `.expiration` to `date +%s`);
-/// docs.aws.amazon.com/AmazonECR/latest/APIReference/API_AuthorizationData.html (the password
-/// is valid for 12 hours). Nothing else is read from it, and it is never logged; a value beyond a
-/// login's lifetime from `now` is not taken (another unit, or a clock gone back).
+/// base64-decodes the password of a `docker login` to ECR Public and compares `.expiration` to
+/// `date +%s`); the post "Understanding AWS ECR Credentials and Expiration"
+/// (ajinkyak423.hashnode.dev) says the same of private ECR's; the API reference's
+/// `AuthorizationData` says a password is valid for 12 hours. No source shows a Lightsail one, so
+/// a password of another shape is simply of unknown age. Nothing else is read from it, and it is
+/// never logged; a value beyond a login's lifetime from `now` is not taken (another unit, or a
+/// clock gone back).
 fn password_expiry(password: &str, now: u64) -> Option<u64> {
     // ECR passwords are about 2 KB; anything much bigger is not one.
     if password.len() > 16 * 1024 {
