@@ -46,7 +46,7 @@ impl<'a> Output<'a> {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 self.note(format_args!("error: {err}"));
-                ExitCode::FAILURE
+                ExitCode::from(err.exit_code())
             }
         }
     }
