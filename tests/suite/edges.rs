@@ -525,7 +525,10 @@ fn readme_developer_table_names_real_paths() {
                 || (i == 1 && line.starts_with("| `"));
             if i % 2 == 1 && looks_like_a_path {
                 paths += 1;
-                assert!(root.join(quoted).exists(), "README names {quoted}, which does not exist");
+                assert!(
+                    root.join(quoted).exists(),
+                    "README names {quoted}, which does not exist"
+                );
             }
         }
     }
