@@ -1,6 +1,7 @@
-//! What the human commands (`configure`, `register`, `push`, `completions`, `version`) print: results on stdout, notes
-//! and errors on stderr, an error as one `error: <line>` with exit code 1, so that a script reading
-//! `register --json` never parses an error. Protocol actions print through `protocol.rs` instead.
+//! What the human commands (`configure`, `register`, `push`, `completions`, `version`) print:
+//! results on stdout, notes and errors on stderr, an error as one `error: <line>` with exit code
+//! 1, so that a script reading `register --json` never parses an error. Protocol actions print
+//! through `protocol.rs` instead.
 
 use std::fmt::Display;
 use std::io::Write;
