@@ -1,6 +1,7 @@
-//! What the human commands (`configure`, `register`, `push`, `version`) print: results on stdout, notes
-//! and errors on stderr, an error as one `error: <line>` with exit code 1, so that a script reading
-//! `register --json` never parses an error. Protocol actions print through `protocol.rs` instead.
+//! What the human commands (`configure`, `register`, `push`, `completions`, `version`) print:
+//! results on stdout, notes and errors on stderr, an error as one `error: <line>` with exit code
+//! 1, so that a script reading `register --json` never parses an error. Protocol actions print
+//! through `protocol.rs` instead.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -26,6 +27,14 @@ impl<'a> Output<'a> {
             .map_err(Error::stdout)
     }
 
+    /// A result that is a whole file (a completion script), on stdout as it is.
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stdout
+            .write_all(bytes)
+            .and_then(|()| self.stdout.flush())
+            .map_err(Error::stdout)
+    }
+
     /// Something the person at the terminal should know, on stderr. Best effort: a closed
     /// stderr must not fail a command that did its work.
     pub fn note(&mut self, text: impl Display) {
@@ -38,7 +47,7 @@ impl<'a> Output<'a> {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 self.note(format_args!("error: {err}"));
-                ExitCode::FAILURE
+                ExitCode::from(err.exit_code())
             }
         }
     }
