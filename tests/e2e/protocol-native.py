@@ -170,6 +170,11 @@ def main():
             results,
         )
 
+        # What `docker login` stores, for a user with no AWS credentials (with them, a stored
+        # password of unknown age gives way to the account's login), in a cache of its own.
+        env.pop("AWS_ACCESS_KEY_ID")
+        env.pop("AWS_SECRET_ACCESS_KEY")
+        env["DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR"] = os.path.join(work, "store-cache")
         stored = helper_run(
             "store",
             stdin=json.dumps(
