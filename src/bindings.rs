@@ -243,6 +243,7 @@ fn read_bounded(file: File, size: u64) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     const HOST: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
