@@ -171,9 +171,8 @@ fn registry_hosts(
         let fetch = |r: &Region| fetch_login(config, r);
         let login = match &cache {
             Some(cache) if dry_run => {
-                let fresh = |login: &Login| {
-                    login.freshness(now, config.refresh_margin) == Freshness::Fresh
-                };
+                let fresh =
+                    |login: &Login| login.freshness(now, config.refresh_margin) == Freshness::Fresh;
                 match cache.login_slot(region, &config.identity).read() {
                     Some(login) if fresh(&login) => login,
                     _ => fetch(region)?,

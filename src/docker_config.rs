@@ -43,8 +43,8 @@ impl DockerConfig {
         };
         let (text, kept) = match fs::read(&target) {
             Ok(bytes) => {
-                let metadata = fs::metadata(&target)
-                    .map_err(|err| Error::io("cannot read", &target, err))?;
+                let metadata =
+                    fs::metadata(&target).map_err(|err| Error::io("cannot read", &target, err))?;
                 let text = String::from_utf8(bytes).map_err(|_| {
                     Error::DockerConfig(format!(
                         "{} is not UTF-8 text; left it untouched",

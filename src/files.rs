@@ -123,12 +123,8 @@ fn keep_owner(file: &File, (uid, gid): (u32, u32)) -> io::Result<()> {
     if !geteuid().is_root() {
         return Ok(());
     }
-    rustix::fs::fchown(
-        file,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
-    )
-    .map_err(io::Error::from)
+    rustix::fs::fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(io::Error::from)
 }
 
 /// Gives the folder `dir`, just made, to the owner of the folder it is in, when this process is

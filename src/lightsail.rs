@@ -30,7 +30,7 @@ use tracing::debug;
 use crate::cache::Login;
 use crate::config::{Config, TIMEOUT_VAR};
 use crate::error::{Error, Result, one_line};
-use crate::registry::Region;
+use crate::registry::{Region, Registry};
 use crate::secret::Secret;
 
 pub use credentials::check_profile_exists;
@@ -236,8 +236,20 @@ impl Lightsail {
             .expires_at()
             .ok_or_else(|| self.bad_response("the login has no expiresAt"))?
             .secs();
+        // The host decides where Docker sends this password and what lands in config.json: it
+        // must be a registry host of the region asked for, or nothing is written or pushed.
+        let answered = field(login.registry(), "registry")?;
+        let registry = Registry::parse(&answered)
+            .filter(|registry| registry.region == self.region)
+            .ok_or_else(|| {
+                self.bad_response(&format!(
+                    "the login names the registry {:?}, which is not a registry host of {}; refusing it",
+                    one_line(&answered),
+                    self.region
+                ))
+            })?;
         Ok(Login {
-            registry: field(login.registry(), "registry")?.to_ascii_lowercase(),
+            registry: registry.host,
             username: field(login.username(), "username")?,
             secret: Secret::new(field(login.password(), "password")?),
             expires_at: u64::try_from(expires_at).unwrap_or(0),

@@ -185,10 +185,7 @@ fn concurrent_configure_runs_all_land() {
     let spawned: Vec<_> = runs
         .iter()
         .map(|(profile, region)| {
-            env.spawn(
-                &["configure", "--profile", profile, "--region", region],
-                "",
-            )
+            env.spawn(&["configure", "--profile", profile, "--region", region], "")
         })
         .collect();
     assert!(
@@ -201,16 +198,18 @@ fn concurrent_configure_runs_all_land() {
         let out = env.wait(run);
         assert!(out.success(), "{out:?}");
     }
-    let docker: serde_json::Value = serde_json::from_slice(
-        &fs::read(env.docker_config_dir().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let docker: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.docker_config_dir().join("config.json")).unwrap())
+            .unwrap();
     let bindings: serde_json::Value =
         serde_json::from_slice(&fs::read(env.helper_config_path()).unwrap()).unwrap();
     for (profile, region) in runs {
         let host = env.registry_host(region);
         assert_eq!(docker["credHelpers"][&host], "lightsail", "{docker}");
-        assert_eq!(bindings["registries"][&host]["profile"], profile, "{bindings}");
+        assert_eq!(
+            bindings["registries"][&host]["profile"], profile,
+            "{bindings}"
+        );
     }
 }
 
@@ -222,13 +221,18 @@ fn configure_dry_run_creates_no_cache_folder_or_entry() {
     let before = snapshot(env.root());
     let dry = env.run(&["configure", "--region", "us-east-1", "--dry-run"], "");
     assert!(dry.success(), "{dry:?}");
-    assert!(dry.stdout.contains("Dry run: nothing written."), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("Dry run: nothing written."),
+        "{}",
+        dry.stdout
+    );
     assert!(!cache.exists(), "the dry run made the cache folder");
     assert_eq!(snapshot(env.root()), before);
     assert_eq!(env.fake.calls(LOGIN), 1);
 
     // With a cache holding a fresh login, the dry run reads it and writes nothing there.
-    env.run(&["get"], env.registry_host("us-east-1")).credentials();
+    env.run(&["get"], env.registry_host("us-east-1"))
+        .credentials();
     let before = snapshot(env.root());
     let dry = env.run(&["configure", "--region", "us-east-1", "--dry-run"], "");
     assert!(dry.success(), "{dry:?}");
@@ -246,7 +250,10 @@ fn configure_says_which_helper_it_replaced() {
     );
     fs::write(&path, &original).unwrap();
     let configure = |more: &[&str]| {
-        let out = env.run(&[&["configure", "--region", "us-east-1"], more].concat(), "");
+        let out = env.run(
+            &[&["configure", "--region", "us-east-1"], more].concat(),
+            "",
+        );
         assert!(out.success(), "{out:?}");
         out.stdout
     };
@@ -338,7 +345,11 @@ fn configure_succeeds_when_the_folder_cannot_be_flushed_after_the_rename_as_root
     env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR", &config_dir);
     let docker = env.docker_config_dir();
     fs::write(docker.join("config.json"), "{}").unwrap();
-    fs::set_permissions(docker.join("config.json"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(
+        docker.join("config.json"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     for path in [
         env.home(),
         env.cache_dir(),
@@ -357,7 +368,11 @@ fn configure_succeeds_when_the_folder_cannot_be_flushed_after_the_rename_as_root
     let out = env.run_cmd(cmd, "");
     assert!(out.success(), "{out:?}");
     let host = env.registry_host("us-east-1");
-    assert!(fs::read_to_string(docker.join("config.json")).unwrap().contains(&host));
+    assert!(
+        fs::read_to_string(docker.join("config.json"))
+            .unwrap()
+            .contains(&host)
+    );
 
     // The bindings file too (its folder cannot be listed either).
     let mut cmd = env.cmd(&["configure", "--profile", "ci", "--region", "eu-west-2"]);
@@ -365,7 +380,11 @@ fn configure_succeeds_when_the_folder_cannot_be_flushed_after_the_rename_as_root
     let out = env.run_cmd(cmd, "");
     assert!(out.success(), "{out:?}");
     let host = env.registry_host("eu-west-2");
-    assert!(fs::read_to_string(docker.join("config.json")).unwrap().contains(&host));
+    assert!(
+        fs::read_to_string(docker.join("config.json"))
+            .unwrap()
+            .contains(&host)
+    );
     let bindings = fs::read_to_string(config_dir.join("config.json")).unwrap();
     assert!(bindings.contains(&host), "{bindings}");
 }

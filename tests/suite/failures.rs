@@ -1,6 +1,8 @@
 //! Every way a fetch can fail gives one line that names the cause, exit 1, a silent stderr and
 //! an untouched cache; throttling and server errors are retried. Debug logs never hold a secret.
 
+use std::fs;
+
 use crate::support::fake_lightsail::Mode;
 use crate::support::{TestEnv, cache_contents, free_port};
 
@@ -165,6 +167,44 @@ fn a_malformed_answer_or_a_login_without_password() {
     assert_fails(
         &env,
         "unexpected answer from Lightsail in us-east-1: the login has no password",
+    );
+}
+
+#[test]
+fn a_login_naming_a_registry_of_another_region_or_no_registry_is_refused() {
+    let env = TestEnv::new();
+    let config = env.docker_config_dir().join("config.json");
+    for (answered, shown) in [
+        (
+            crate::support::fake_lightsail::registry_host("123456789012", "eu-west-1"),
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        ),
+        ("evil.example.com".to_string(), "evil.example.com"),
+        (
+            "registry\u{1b}[31m.example".to_string(),
+            "registry [31m.example",
+        ),
+    ] {
+        env.fake.set_login_registry(Some(&answered));
+        let expected = format!(
+            "unexpected answer from Lightsail in us-east-1: the login names the registry \"{shown}\", which is not a registry host of us-east-1; refusing it"
+        );
+        assert_fails(&env, &expected);
+        let out = env.run(&["configure", "--region", REGION], "");
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stderr, format!("error: {expected}\n"));
+        assert!(!config.exists(), "configure wrote config.json");
+    }
+    // The same answer with `https://` before the host is the host.
+    let host = env.registry_host(REGION);
+    env.fake
+        .set_login_registry(Some(&format!("https://{host}")));
+    let out = env.run(&["configure", "--region", REGION], "");
+    assert!(out.success(), "{out:?}");
+    assert!(
+        fs::read_to_string(&config)
+            .unwrap()
+            .contains(&format!("\"{host}\": \"lightsail\""))
     );
 }
 

@@ -161,6 +161,13 @@ impl FakeLightsail {
         registry_host(self.shared.lock().account_of(access_key_id), region)
     }
 
+    /// With `Some(text)`, logins from now on name this registry (whatever the region); `None`
+    /// goes back to the account's host of the region signed for.
+    pub fn set_login_registry(&self, registry: Option<&str>) {
+        self.shared
+            .update(|s| s.login_registry = registry.map(str::to_string));
+    }
+
     /// Logins issued from now on expire `seconds` after the call (may be small or negative).
     pub fn set_expires_in(&self, seconds: i64) {
         self.shared.update(|s| s.expires_in = seconds);
@@ -391,6 +398,7 @@ struct State {
     accounts_by_key: HashMap<String, String>,
     expires_in: i64,
     fixed_password: Option<String>,
+    login_registry: Option<String>,
     expect_region: Option<String>,
     known_access_keys: Option<HashSet<String>>,
     services: Services,
@@ -420,6 +428,7 @@ impl Default for State {
             accounts_by_key: HashMap::new(),
             expires_in: DEFAULT_EXPIRES_IN,
             fixed_password: None,
+            login_registry: None,
             expect_region: None,
             known_access_keys: None,
             services: Services::new(DEFAULT_SERVICES),
@@ -499,7 +508,10 @@ impl State {
         let mut login = json!({
             "username": "AWS",
             "expiresAt": now_epoch_secs() + self.expires_in,
-            "registry": registry_host(self.account_of(access_key_id), region),
+            "registry": self
+                .login_registry
+                .clone()
+                .unwrap_or_else(|| registry_host(self.account_of(access_key_id), region)),
         });
         if self.mode != Mode::LoginWithoutPassword {
             login["password"] = Value::from(self.issue_password(port));
