@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
 pub const CONFIG_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR";
@@ -85,6 +86,11 @@ pub struct Network {
     /// reads the proxy variables themselves through hyper-util's matcher.
     pub https_proxy_var: Option<&'static str>,
     pub http_proxy_var: Option<&'static str>,
+    /// The values of those two variables, checked before a call (`lightsail::network`): a
+    /// value the HTTP client cannot use is an error, not a silent direct connection. They may
+    /// hold a proxy password.
+    pub https_proxy_value: Option<Secret>,
+    pub http_proxy_value: Option<Secret>,
 }
 
 /// The standard AWS settings the helper itself looks at (aws-config reads them again, and the
@@ -164,6 +170,8 @@ impl Config {
                 ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
                 https_proxy_var: first_set(HTTPS_PROXY_VARS),
                 http_proxy_var: first_set(HTTP_PROXY_VARS),
+                https_proxy_value: first_set(HTTPS_PROXY_VARS).and_then(secret_value),
+                http_proxy_value: first_set(HTTP_PROXY_VARS).and_then(secret_value),
             },
         })
     }
@@ -199,6 +207,11 @@ impl Config {
             ..self.clone()
         }
     }
+}
+
+/// The value of variable `name`, which may hold a password.
+fn secret_value(name: &str) -> Option<Secret> {
+    var_os(name).map(|value| Secret::new(value.to_string_lossy().into_owned()))
 }
 
 #[allow(clippy::disallowed_methods)] // The one place that reads the environment.

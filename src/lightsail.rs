@@ -161,6 +161,7 @@ impl Lightsail {
         // One budget for the whole fetch: resolving credentials, then the call and its retries.
         let deadline = tokio::time::Instant::now() + config.timeout;
         let route = Route::new(config, region);
+        route.check_setting(config)?;
         match &route.proxy {
             Some(proxy) => debug!(
                 "Lightsail endpoint {} through the proxy {proxy}",
