@@ -434,12 +434,29 @@ fn an_https_proxy_that_answers_in_plain_http_is_named() {
             .replacen("http://", "https://", 1),
     );
     let port = proxy.host_port();
-    assert_eq!(
-        fails(&env, env.cmd(&["get"])),
+    let expected = |port: &str| {
         format!(
             "the proxy {port} of HTTPS_PROXY answered in plain HTTP, not TLS: write its URL as http://{port}"
         )
-    );
+    };
+    assert_eq!(fails(&env, env.cmd(&["get"])), expected(&port));
+
+    // A proxy that answers the TLS greeting with an HTTP error, as squid does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mut cmd = env.cmd(&["get"]);
+    cmd.env("HTTPS_PROXY", format!("https://{port}"));
+    assert_eq!(fails(&env, cmd), expected(&port));
     assert_eq!(env.fake.login_calls(), 0);
 }
 
