@@ -177,12 +177,20 @@ impl Lightsail {
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(timeouts(config.timeout))
             .retry_config(RetryConfig::standard().with_max_attempts(3));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let mut imds_asked = false;
         if let Some(profile) = &config.bound_profile {
             // The bound profile and nothing else: not the default chain, in which keys in the
             // environment come before any profile.
             loader = loader
                 .profile_name(profile)
                 .credentials_provider(profile_credentials(profile, region, config, http));
+        } else if imds_recently_silent(config, now) {
+            loader = loader.credentials_provider(chain_without_imds(region, config, http));
+        } else {
+            imds_asked = true;
         }
         let sdk_config = loader.load().await;
         let identity = config.identity.description.clone();
@@ -197,7 +205,12 @@ impl Lightsail {
                     config.timeout.as_secs()
                 ))
             })?
-            .map_err(|err| credentials_error(err, config, profiles.as_ref()))?;
+            .map_err(|err| {
+                if imds_asked && imds_unanswered(&err) {
+                    remember_imds_silence(config, now);
+                }
+                credentials_error(err, config, profiles.as_ref())
+            })?;
         debug!(
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
