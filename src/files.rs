@@ -48,7 +48,8 @@ pub fn refusal(metadata: &Metadata, kind: Kind) -> Option<&'static str> {
 /// user's file, as `sudo` with `HOME` kept does) its owner.
 #[derive(Debug, Clone)]
 pub struct Kept {
-    permissions: fs::Permissions,
+    /// `None`: a new file's (`private_file`).
+    permissions: Option<fs::Permissions>,
     #[cfg(unix)]
     owner: (u32, u32),
 }
@@ -56,28 +57,31 @@ pub struct Kept {
 impl Kept {
     pub fn of(metadata: &Metadata) -> Kept {
         Kept {
-            permissions: metadata.permissions(),
+            permissions: Some(metadata.permissions()),
             #[cfg(unix)]
-            owner: {
-                use std::os::unix::fs::MetadataExt;
-                (metadata.uid(), metadata.gid())
-            },
+            owner: owner_of(metadata),
         }
     }
 
     /// For a new file in `dir`: private to the user, owned (when root) by the folder's owner, so
     /// that a file root writes into someone's home stays theirs. `None` when `dir` cannot be read.
     pub fn new_in(dir: &Path) -> Option<Kept> {
-        let metadata = fs::metadata(dir).ok()?;
+        #[cfg(unix)]
+        let owner = owner_of(&fs::metadata(dir).ok()?);
+        #[cfg(not(unix))]
+        let _ = dir;
         Some(Kept {
-            permissions: private_file().unwrap_or_else(|| metadata.permissions()),
+            permissions: None,
             #[cfg(unix)]
-            owner: {
-                use std::os::unix::fs::MetadataExt;
-                (metadata.uid(), metadata.gid())
-            },
+            owner,
         })
     }
+}
+
+#[cfg(unix)]
+fn owner_of(metadata: &Metadata) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.uid(), metadata.gid())
 }
 
 /// Replaces `target` with `bytes`, atomically and durably: a new temp file beside it (created
@@ -96,7 +100,7 @@ pub fn write_atomic(target: &Path, bytes: &[u8], kept: Option<&Kept>) -> io::Res
     );
     let mut temp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir)?;
     temp.write_all(bytes)?;
-    let permissions = kept.map(|kept| kept.permissions.clone());
+    let permissions = kept.and_then(|kept| kept.permissions.clone());
     if let Some(permissions) = permissions.or_else(private_file) {
         temp.as_file().set_permissions(permissions)?;
     }
