@@ -186,33 +186,26 @@ fn registry_hosts(
 }
 
 /// The lock files of what `configure` rewrites, taken in this order by every run: the bindings
-/// file's (with `--profile`), then the one of this Docker `config.json`. Both live in the
-/// helper's own config folder, never beside the user's `config.json`: the one for Docker's file
-/// is named after a hash of its real path, so that every name of that file takes one lock.
-/// Without a usable config folder, and no binding to write, the run goes on without locks.
+/// file's (with `--profile`), beside it in the helper's config folder, then the one of this
+/// Docker `config.json`, in the cache folder (which `configure` uses anyway), named after a hash
+/// of the file's real path: never beside the user's `config.json`, and one lock for every name
+/// of that file. Without a usable cache folder, Docker's file is written without a lock.
 fn lock(config: &Config, args: &ConfigureArgs, docker: &DockerConfig) -> Result<Vec<FileLock>> {
-    let Some(dir) = &config.config_dir else {
-        debug!("no config folder for lock files: writing without locks");
-        return Ok(Vec::new());
-    };
-    match (bindings::own_dir(dir), &args.profile) {
-        (Ok(()), _) => {}
-        (Err(err), Some(_)) => return Err(err),
-        (Err(err), None) => {
-            debug!("writing without locks: {err}");
-            return Ok(Vec::new());
-        }
-    }
     let mut locks = Vec::new();
-    if args.profile.is_some() {
+    if let (Some(_), Some(dir)) = (&args.profile, &config.config_dir) {
+        bindings::own_dir(dir)?;
         let name = format!("{}.lock", bindings::FILE_NAME);
         locks.push(files::lock(&dir.join(name), config.lock_timeout)?);
     }
+    let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
+        debug!("no cache folder for the lock of {}", docker.path().display());
+        return Ok(locks);
+    };
     let target = files::canonical(docker.target());
     let hash = Sha256::digest(target.as_os_str().as_encoded_bytes());
     let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     let name = format!("docker-config-{hex}.lock");
-    locks.push(files::lock(&dir.join(name), config.lock_timeout)?);
+    locks.push(files::lock(&cache.dir().join(name), config.lock_timeout)?);
     Ok(locks)
 }
 
