@@ -335,6 +335,24 @@ mod tests {
     }
 
     #[test]
+    fn a_second_locker_waits_then_gives_up_and_links_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.lock");
+        let held = lock(&path, Duration::from_secs(1)).unwrap();
+        let err = lock(&path, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        drop(held);
+        assert!(lock(&path, Duration::from_millis(50)).is_ok());
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+
+        let target = tmp.path().join("elsewhere");
+        let link = tmp.path().join("link.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(lock(&link, Duration::from_millis(50)).is_err());
+        assert!(!target.exists());
+    }
+
+    #[test]
     fn write_atomic_replaces_whole_with_the_mode_and_leaves_no_temp_file() {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("config.json");
