@@ -198,7 +198,10 @@ fn lock(config: &Config, args: &ConfigureArgs, docker: &DockerConfig) -> Result<
         locks.push(files::lock(&dir.join(name), config.lock_timeout)?);
     }
     let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
-        debug!("no cache folder for the lock of {}", docker.path().display());
+        debug!(
+            "no cache folder for the lock of {}",
+            docker.path().display()
+        );
         return Ok(locks);
     };
     let target = files::canonical(docker.target());
@@ -222,7 +225,7 @@ struct Plan {
 /// Makes the changes in the loaded documents (writing is the caller's), and says what they are.
 fn plan(
     docker: &mut DockerConfig,
-    mut bindings: Option<&mut Bindings>,
+    bindings: Option<&mut Bindings>,
     hosts: &[(Region, String)],
     args: &ConfigureArgs,
 ) -> Result<Plan> {
@@ -240,7 +243,7 @@ fn plan(
         }
         plan.added.push(host.clone());
     }
-    let Some(bindings) = bindings.as_deref_mut() else {
+    let Some(bindings) = bindings else {
         return Ok(plan);
     };
     let file = bindings.path().display().to_string();

@@ -8,13 +8,13 @@ use std::io::Read;
 use aws_config::BehaviorVersion;
 use aws_config::ecs::EcsCredentialsProvider;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::imds::client::error::ImdsError;
 use aws_config::meta::ProviderChainError;
 use aws_config::meta::credentials::CredentialsProviderChain;
-use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
-use aws_config::imds::client::error::ImdsError;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileSet};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
@@ -67,7 +67,11 @@ const IMDS_SILENT_FOR: u64 = 60;
 
 /// Whether the instance metadata service did not answer less than `IMDS_SILENT_FOR` ago.
 pub(super) fn imds_recently_silent(config: &Config, now: u64) -> bool {
-    let Some(path) = config.cache_dir.as_ref().map(|dir| dir.join(IMDS_SILENT_FILE)) else {
+    let Some(path) = config
+        .cache_dir
+        .as_ref()
+        .map(|dir| dir.join(IMDS_SILENT_FILE))
+    else {
         return false;
     };
     let Ok(mut file) = files::open_no_follow(&path) else {
@@ -100,7 +104,9 @@ pub(super) fn remember_imds_silence(config: &Config, now: u64) {
     };
     let path = cache.dir().join(IMDS_SILENT_FILE);
     match files::write_atomic(&path, format!("{now}\n").as_bytes(), None) {
-        Ok(()) => debug!("the instance metadata service did not answer: not asking it again for {IMDS_SILENT_FOR} s"),
+        Ok(()) => debug!(
+            "the instance metadata service did not answer: not asking it again for {IMDS_SILENT_FOR} s"
+        ),
         Err(err) => debug!("cannot write {}: {err}", path.display()),
     }
 }
