@@ -74,7 +74,7 @@ pub fn run(
         Command::Version => return human(stdout, stderr, |_, output| output.result(VERSION)),
         Command::Configure(args) => {
             return human(stdout, stderr, |config, output| {
-                configure::configure(config, &args, now, output)
+                configure::configure(config, &args, now?, output)
             });
         }
         Command::Register(args) => {
@@ -84,12 +84,12 @@ pub fn run(
         }
         Command::Push(args) => {
             return human(stdout, stderr, |config, output| {
-                push::push(config, &args, now, output)
+                push::push(config, &args, now?, output)
             });
         }
     };
     let result =
-        load_config().and_then(|config| protocol::handle(action, &config, now, stdin, stdout));
+        load_config().and_then(|config| protocol::handle(action, &config, now?, stdin, stdout));
     protocol::finish(result, stdout)
 }
 
@@ -113,8 +113,34 @@ fn load_config() -> Result<Config> {
 }
 
 /// The clock, read once per run: every decision takes it as `now`.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+fn unix_now() -> Result<u64> {
+    unix_seconds(SystemTime::now())
+}
+
+/// A clock before 1970 is broken, not "time 0": that would make every cached login look
+/// fresh forever.
+fn unix_seconds(time: SystemTime) -> Result<u64> {
+    time.duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .map_err(|_| error::Error::ClockBeforeEpoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_clock_before_1970_is_an_error_not_time_zero() {
+        assert_eq!(unix_seconds(UNIX_EPOCH).unwrap(), 0);
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH + Duration::from_secs(1_800_000_000)).unwrap(),
+            1_800_000_000
+        );
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert!(matches!(
+            unix_seconds(before),
+            Err(error::Error::ClockBeforeEpoch)
+        ));
+    }
 }

@@ -67,6 +67,12 @@ impl PrivateDir {
     pub fn names(&self) -> Vec<String> {
         platform::names(self)
     }
+
+    /// Whether `file` (opened from `name`) is still the file at `name`: false once another
+    /// process unlinked or replaced it.
+    pub fn is_linked(&self, name: &str, file: &File) -> bool {
+        platform::is_linked(self, name, file)
+    }
 }
 
 #[cfg(unix)]
@@ -164,6 +170,18 @@ mod platform {
         Ok(rustix::fs::fsync(&dir.handle)?)
     }
 
+    /// Compared by device and inode; a failure to tell counts as linked (the old behaviour).
+    pub fn is_linked(dir: &PrivateDir, name: &str, file: &File) -> bool {
+        let Ok(opened) = rustix::fs::fstat(file) else {
+            return true;
+        };
+        match rustix::fs::statat(&dir.handle, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) => now.st_dev == opened.st_dev && now.st_ino == opened.st_ino,
+            Err(rustix::io::Errno::NOENT) => false,
+            Err(_) => true,
+        }
+    }
+
     pub fn names(dir: &PrivateDir) -> Vec<String> {
         let Ok(listing) = rustix::fs::Dir::read_from(&dir.handle) else {
             return Vec::new();
@@ -217,6 +235,11 @@ mod platform {
 
     pub fn rename(dir: &PrivateDir, from: &str, to: &str) -> io::Result<()> {
         fs::rename(dir.path.join(from), dir.path.join(to))
+    }
+
+    /// Lock files are never unlinked on Windows (see `cache::Locked::remove_with_lock`).
+    pub fn is_linked(_: &PrivateDir, _: &str, _: &File) -> bool {
+        true
     }
 
     /// Windows cannot flush a directory; the file itself was flushed before the rename.
