@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::IdentitySource;
 use crate::error::{Error, Result};
@@ -134,7 +134,7 @@ impl Cache {
         match Cache::open(dir?) {
             Ok(cache) => Some(cache),
             Err(err) => {
-                debug!("WARNING: not using cache dir: {err}");
+                warn!("not using cache dir: {err}");
                 None
             }
         }
@@ -711,7 +711,10 @@ mod tests {
         assert!(refusal(&link).ends_with("it is a symbolic link"));
 
         fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(refusal(&real).ends_with("it is writable by group or others"));
+        assert!(refusal(&real).ends_with(&format!(
+            "it is writable by group or others: fix it with `chmod 700 {}`",
+            real.display()
+        )));
 
         let file = tmp.path().join("file");
         fs::write(&file, "").unwrap();

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileLock};
 use crate::lightsail::{check_profile_exists, fetch_login, resolve_region};
 use crate::output::Output;
-use crate::registry::Region;
+use crate::registry::{Region, Registry};
 
 /// The suffix Docker appends to `docker-credential-` to find this binary.
 const HELPER_NAME: &str = "lightsail";
@@ -36,11 +36,6 @@ pub fn configure(
         }
         None => config,
     };
-    let regions = if args.regions.is_empty() {
-        vec![resolve_region(config, None)?]
-    } else {
-        args.regions.clone()
-    };
     let dir = config.docker_config_dir.as_deref().ok_or_else(|| {
         Error::DockerConfig(format!(
             "no Docker config folder: set {DOCKER_CONFIG_VAR} or HOME"
@@ -55,7 +50,17 @@ pub fn configure(
     let mut docker = DockerConfig::load(dir)?;
     let mut bindings = read_bindings(args, bindings_path.as_deref())?;
 
-    let hosts = registry_hosts(config, &regions, args.dry_run, now, output)?;
+    let hosts = if args.registries.is_empty() {
+        login_hosts(config, args, now, output)?
+    } else {
+        // `--registry HOST`: the entry alone, no API call (cli.rs checked the host's shape).
+        args.registries
+            .iter()
+            .filter_map(|host| {
+                Registry::parse(host).map(|registry| (registry.region, host.clone()))
+            })
+            .collect()
+    };
 
     let plan = if args.dry_run {
         plan(&mut docker, bindings.as_mut(), &hosts, args)?
@@ -124,14 +129,7 @@ pub fn configure(
             "\nNote: docker-credential-{HELPER_NAME} is not on your PATH; Docker will not find it until it is.\n"
         ));
     }
-    for (region, host) in &hosts {
-        text.push_str(&format!(
-            "\nTo push an image to your Lightsail container service in {region}:\n  \
-             docker tag IMAGE {host}/sr:TAG\n  \
-             docker push {host}/sr:TAG\n  \
-             docker-credential-{HELPER_NAME} register --region {region} --service SERVICE --label LABEL --digest <digest that docker push printed>\n"
-        ));
-    }
+    text.push_str(&next_steps(args, &hosts));
     output.result(text.trim_end())
 }
 
@@ -145,18 +143,22 @@ fn read_bindings(args: &ConfigureArgs, path: Option<&Path>) -> Result<Option<Bin
     }
 }
 
-/// The registry host of each region, from the account's login. Fetching it also warms the cache
-/// for the first push; a dry run writes nothing, so it only reads a fresh login from an existing
-/// cache, and otherwise asks the API.
-fn registry_hosts(
+/// Logs in (with `--profile`'s profile, if given) in each region: that finds the registry
+/// hosts, and warms the cache for the first push. A dry run writes nothing, so it only reads a
+/// fresh login from an existing cache, and otherwise asks the API.
+fn login_hosts(
     config: &Config,
-    regions: &[Region],
-    dry_run: bool,
+    args: &ConfigureArgs,
     now: u64,
     output: &mut Output,
 ) -> Result<Vec<(Region, String)>> {
+    let regions = if args.regions.is_empty() {
+        vec![resolve_region(config, None)?]
+    } else {
+        args.regions.clone()
+    };
     let cache = match config.cache_dir.as_deref() {
-        Some(dir) if dry_run && !dir.exists() => None,
+        Some(dir) if args.dry_run && !dir.exists() => None,
         Some(dir) => match Cache::open(dir) {
             Ok(cache) => Some(cache),
             Err(err) => {
@@ -170,17 +172,17 @@ fn registry_hosts(
     for region in regions {
         let fetch = |r: &Region| fetch_login(config, r);
         let login = match &cache {
-            Some(cache) if dry_run => {
+            Some(cache) if args.dry_run => {
                 let fresh =
                     |login: &Login| login.freshness(now, config.refresh_margin) == Freshness::Fresh;
-                match cache.login_slot(region, &config.identity).read() {
+                match cache.login_slot(&region, &config.identity).read() {
                     Some(login) if fresh(&login) => login,
-                    _ => fetch(region)?,
+                    _ => fetch(&region)?,
                 }
             }
-            cache => region_login(config, cache.as_ref(), region, now, fetch)?,
+            cache => region_login(config, cache.as_ref(), &region, now, fetch)?,
         };
-        hosts.push((region.clone(), login.registry));
+        hosts.push((region, login.registry));
     }
     Ok(hosts)
 }
@@ -276,6 +278,33 @@ fn plan(
         plan.binding_lines.push(line);
     }
     Ok(plan)
+}
+
+/// What to run next: the README's `push` (with the same `--profile`), or for `--registry`,
+/// where there may be no AWS credentials, the `docker login` the helper keeps.
+fn next_steps(args: &ConfigureArgs, hosts: &[(Region, String)]) -> String {
+    let mut text = String::new();
+    if !args.registries.is_empty() {
+        for (region, host) in hosts {
+            text.push_str(&format!(
+                "\nTo log in to {host} (the helper keeps the login for its 12 hours):\n  \
+                 aws lightsail create-container-service-registry-login --region {region} --query registryLogin.password --output text | docker login -u AWS --password-stdin {host}\n"
+            ));
+        }
+        return text;
+    }
+    let profile = args
+        .profile
+        .as_ref()
+        .map(|profile| format!(" --profile {profile}"))
+        .unwrap_or_default();
+    for (region, _) in hosts {
+        text.push_str(&format!(
+            "\nTo push an image to your Lightsail container service in {region}:\n  \
+             docker-credential-{HELPER_NAME} push --region {region}{profile} --service SERVICE --label LABEL IMAGE\n"
+        ));
+    }
+    text
 }
 
 fn on_path(config: &Config) -> bool {

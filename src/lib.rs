@@ -87,6 +87,11 @@ pub fn run(
                 push::push(config, &args, now?, output)
             });
         }
+        Command::Completions(args) => {
+            return human(stdout, stderr, |_, output| {
+                output.raw(&cli::completions(args.shell))
+            });
+        }
     };
     let result =
         load_config().and_then(|config| protocol::handle(action, &config, now?, stdin, stdout));

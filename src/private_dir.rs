@@ -125,7 +125,7 @@ mod platform {
         }
         let mode = stat.st_mode & 0o777;
         if mode & 0o022 != 0 {
-            return Err("it is writable by group or others".into());
+            return Err(crate::files::writable(path, crate::files::Kind::Directory));
         }
         if mode & 0o044 != 0 {
             return Err(format!(
