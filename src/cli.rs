@@ -40,6 +40,8 @@ pub enum Command {
     Register(RegisterArgs),
     /// Push a local image to a container service's registry, register it, and optionally deploy it.
     Push(PushArgs),
+    /// Check everything between `docker push` and a Lightsail registry; say how to fix what is wrong.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +108,20 @@ pub struct PushArgs {
     /// The local image to push (name:tag or id), built for linux/amd64.
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also check this AWS region's registry (default: the registries in config.json, else the
+    /// region of the current AWS profile).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<Region>,
+    /// Also check the registry of this AWS profile.
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Print the checks as one JSON document (keys in the README).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn profile_name(name: &str) -> Result<String, String> {

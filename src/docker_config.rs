@@ -78,6 +78,16 @@ impl DockerConfig {
         &self.path
     }
 
+    /// The value of a top-level key (`credHelpers`, `credsStore`…), for `doctor`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.doc.get(key)
+    }
+
+    /// Whether the file exists (a missing one loads as empty).
+    pub fn exists(&self) -> bool {
+        self.permissions.is_some()
+    }
+
     /// Sets `credHelpers[host] = helper`; returns whether anything changed.
     pub fn set_cred_helper(&mut self, host: &str, helper: &str) -> Result<bool> {
         let helpers = self
