@@ -89,9 +89,12 @@ pub(super) fn docker_config(
         }
         None => Vec::new(),
     };
+    let mut unusable = false;
     for key in &entries {
         match unusable_key(key) {
-            Some(host) => report.push(Check::fail(
+            Some(host) => report.push({
+                unusable = true;
+                Check::fail(
                 "docker.cred_helpers",
                 format!(
                     "the entry \"{key}\" is never used: Docker looks the helper up by the bare host, \"{host}\""
@@ -104,7 +107,8 @@ pub(super) fn docker_config(
                     ),
                     None => configure.clone(),
                 },
-            )),
+            )
+            }),
             None if Registry::parse(key).is_some() => {
                 report.push(Check::ok(
                     "docker.cred_helpers",
@@ -120,7 +124,8 @@ pub(super) fn docker_config(
             )),
         }
     }
-    if facts.helper_hosts.is_empty() {
+    // (An unusable entry already said why Docker never asks the helper.)
+    if facts.helper_hosts.is_empty() && !unusable {
         report.push(Check::fail(
             "docker.cred_helpers",
             format!(
@@ -355,7 +360,7 @@ pub(super) fn cache_folder(config: &Config, now: u64, report: &mut Report) {
             _ => None,
         })
         .collect();
-    let counted = format!("{} entries, {expired} expired", entries.len());
+    let counted = format!("cached entries: {}, expired: {expired}", entries.len());
     report.push(if held.is_empty() {
         Check::ok("cache.entries", format!("{counted}; no lock held"))
     } else {

@@ -13,6 +13,7 @@ mod support;
 mod cache;
 mod commands;
 mod concurrency;
+mod doctor;
 mod failures;
 mod fake_selftest;
 mod hostile_env;
