@@ -41,6 +41,16 @@ pub enum Command {
     /// Push a local image to a container service's registry, register it, and optionally deploy it.
     Push(PushArgs),
     /// Check everything between `docker push` and a Lightsail registry; say how to fix what is wrong.
+    ///
+    /// Checks, in order: Docker's config.json and its credHelpers entries, DOCKER_AUTH_CONFIG;
+    /// the first docker-credential-lightsail on PATH; for each registry (the credHelpers
+    /// entries, the hosts bound to AWS profiles, --region and --profile) the AWS identity and
+    /// region, its credentials, the Lightsail endpoint with its proxy and CA bundle, the login
+    /// and its registry host, the registry's /v2/ without and with the login, the cached login;
+    /// the clock against Lightsail's; the cache folder; the container engine for push. One line
+    /// per check (ok, warn or FAIL), each FAIL with the command that fixes it, then a summary.
+    /// Exit status 0 when no check failed, 1 otherwise. Network checks share a budget of 12 s.
+    /// Never prints a secret.
     Doctor(DoctorArgs),
 }
 
@@ -119,7 +129,13 @@ pub struct DoctorArgs {
     /// Also check the registry of this AWS profile.
     #[arg(long, value_name = "NAME", value_parser = profile_name)]
     pub profile: Option<String>,
-    /// Print the checks as one JSON document (keys in the README).
+    /// Print the checks as one JSON document.
+    ///
+    /// Its keys are stable: "version"; "checks", a list of objects with "id" (such as
+    /// "docker.cred_helpers" or "registry.v2_login"), "status" ("ok", "warn" or "fail"),
+    /// "subject" (the registry host or region it is about, or null), "message" and "fix" (the
+    /// command that fixes it, or null); "summary", with the counts "ok", "warn" and "fail" and
+    /// "network_cut_short" (true when the network did not answer in time).
     #[arg(long)]
     pub json: bool,
 }
