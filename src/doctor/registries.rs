@@ -322,7 +322,7 @@ fn check_target(
         report.push(
             Check::ok(
                 "registry.entry",
-                format!("config.json sends {host} to docker-credential-{HELPER_NAME}"),
+                format!("config.json sends it to docker-credential-{HELPER_NAME}"),
             )
             .about(&host),
         );
@@ -366,7 +366,7 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
             Check::ok(
                 "registry.v2",
                 format!(
-                    "https://{host}/v2/ answers 401 with its challenge ({}), {route}",
+                    "/v2/ answers 401 with its challenge ({}), {route}",
                     answer.challenge.unwrap_or_default()
                 ),
             )
@@ -376,7 +376,7 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
             Check::warn(
                 "registry.v2",
                 format!(
-                    "https://{host}/v2/ answers {} without a challenge, {route}: something other than the registry answers for {host}",
+                    "/v2/ answers {} without a challenge, {route}: something other than the registry answers for it",
                     answer.status
                 ),
             )
@@ -396,7 +396,7 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
         Ok(answer) if answer.status == 200 => report.push(
             Check::ok(
                 "registry.v2_login",
-                format!("{host} accepts the login the helper serves (user {})", served.username),
+                format!("/v2/ accepts the login the helper serves (user {})", served.username),
             )
             .about(host),
         ),
@@ -404,7 +404,7 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
             Check::fail(
                 "registry.v2_login",
                 format!(
-                    "{host} refuses the login the helper serves ({}): a stale login from the cache or `docker login`?",
+                    "/v2/ refuses the login the helper serves ({}): a stale login from the cache or from `docker login`?",
                     answer.status
                 ),
                 format!("echo {host} | docker-credential-lightsail erase"),
@@ -414,7 +414,7 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
         Ok(answer) => report.push(
             Check::warn(
                 "registry.v2_login",
-                format!("{host} answers {} to the login", answer.status),
+                format!("/v2/ answers {} to the login", answer.status),
             )
             .about(host),
         ),

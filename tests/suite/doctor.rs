@@ -112,6 +112,7 @@ fn checks(out: &RunOutput) -> Vec<(String, Option<String>)> {
 /// The one failed check of a run that must fail for one cause: its line, which must start
 /// with `FAIL  <id>` and hold `says`, and its fix, which must be `fix`.
 fn fails_once(out: &RunOutput, id: &str, says: &str, fix: &str) {
+    println!("{}", out.stdout);
     assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         out.stderr, "",
@@ -188,18 +189,18 @@ fn a_healthy_setup_is_ok_on_every_line_and_exits_0() {
         ),
         (
             "registry.entry",
-            format!("{host}: config.json sends {host} to docker-credential-lightsail"),
+            format!("{host}: config.json sends it to docker-credential-lightsail"),
         ),
         ("registry.cache", format!("{host}: ")),
         (
             "registry.v2",
             format!(
-                "{host}: https://{host}/v2/ answers 401 with its challenge (Basic realm=\"fake registry\"), through the proxy 127.0.0.1:"
+                "{host}: /v2/ answers 401 with its challenge (Basic realm=\"fake registry\"), through the proxy 127.0.0.1:"
             ),
         ),
         (
             "registry.v2_login",
-            format!("{host}: {host} accepts the login the helper serves (user AWS)"),
+            format!("{host}: /v2/ accepts the login the helper serves (user AWS)"),
         ),
         ("clock", "this machine's clock is ".into()),
         (
@@ -430,7 +431,7 @@ fn a_registry_that_refuses_the_password_fails_and_erasing_the_login_fixes_it() {
     fails_once(
         &out,
         "registry.v2_login",
-        &format!("{host}: {host} refuses the login the helper serves (401)"),
+        &format!("{host}: /v2/ refuses the login the helper serves (401)"),
         &format!("echo {host} | docker-credential-lightsail erase"),
     );
 }
@@ -445,6 +446,42 @@ fn a_server_clock_ten_minutes_off_fails_and_ntp_fixes_it() {
         "clock",
         "this machine's clock is 600 s behind Lightsail's",
         "sudo timedatectl set-ntp true",
+    );
+}
+
+#[test]
+fn two_identities_with_one_registry_host_warn_which_serves_it_and_how_to_use_the_other() {
+    let mut setup = Setup::healthy();
+    // Another profile, other keys: the fake gives every key the same account's registry host,
+    // as Lightsail may (whether it gives each account its own host is not documented).
+    setup.env.write_aws_credentials(
+        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
+    );
+    let out = setup.doctor(&["--profile", "staging"]);
+    println!("{}", out.stdout);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a warning is no failure:\n{}",
+        out.stdout
+    );
+    let host = &setup.host;
+    let warned: Vec<_> = checks(&out)
+        .into_iter()
+        .filter(|(line, _)| line.starts_with("warn"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", out.stdout);
+    assert_eq!(
+        warned[0].0,
+        format!(
+            "warn  registry.shared_host {host}: AWS_ACCESS_KEY_ID AKIATESTKEY00000001 and profile 'staging' both log in to {host}: Docker asks the helper by host, so AWS_ACCESS_KEY_ID AKIATESTKEY00000001 serves it; use the other with a Docker config of its own"
+        )
+    );
+    assert_eq!(
+        warned[0].1.as_deref(),
+        Some(
+            "DOCKER_CONFIG=\"$HOME/.docker-staging\" docker-credential-lightsail configure --profile staging --region us-east-1"
+        )
     );
 }
 
