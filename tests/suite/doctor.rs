@@ -544,3 +544,52 @@ fn on_a_dead_network_the_run_is_cut_short_and_says_so() {
         out.stdout
     );
 }
+
+// ---- the README ---------------------------------------------------------------------------------
+
+#[test]
+fn the_readme_sends_no_basic_auth_credentials_to_doctor_and_names_every_check_and_key() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let bullet = readme
+        .split("\n- ")
+        .find(|item| item.contains("`no basic auth credentials`"))
+        .expect("a Troubleshooting entry for `no basic auth credentials`");
+    let advice = words(bullet.split_once("**: ").expect("**cause**: advice").1);
+    assert!(
+        advice.starts_with("run `docker-credential-lightsail doctor`"),
+        "{advice}"
+    );
+    // Every check a run shows, and every key of the JSON document, is documented.
+    let setup = Setup::healthy();
+    let out = setup.doctor(&["--json"]);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let ids = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["id"].as_str().unwrap().to_string());
+    for id in ids {
+        assert!(readme.contains(&format!("`{id}`")), "README names `{id}`");
+    }
+    let keys = [
+        "version",
+        "checks",
+        "id",
+        "status",
+        "subject",
+        "message",
+        "fix",
+        "summary",
+        "ok",
+        "warn",
+        "fail",
+        "network_cut_short",
+    ];
+    for key in keys {
+        assert!(
+            readme.contains(&format!("\"{key}\":")),
+            "README's JSON example has \"{key}\""
+        );
+    }
+}
