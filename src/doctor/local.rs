@@ -5,6 +5,8 @@ use std::fs;
 use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,6 +26,8 @@ pub(super) const HELPER_NAME: &str = "lightsail";
 const HELPER_PROGRAM: &str = "docker-credential-lightsail";
 /// How long an older copy found on `PATH` may take to say its version.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the container engine may take to say its API version.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `config.json` says, for the registry checks.
 #[derive(Debug, Default)]
@@ -399,10 +403,26 @@ fn owner_and_mode(_: &fs::Metadata) -> String {
     String::new()
 }
 
+/// `Engine::find`, given `ENGINE_TIMEOUT` to answer: an engine behind a dead `DOCKER_HOST` must
+/// not hold the run up. (A client that does not answer is left to end by itself.)
+fn find_engine(kind: EngineKind, config: &Config) -> Result<Engine, Error> {
+    let (sent, received) = mpsc::channel();
+    let config = config.clone();
+    thread::spawn(move || {
+        let _ = sent.send(Engine::find(kind, &config));
+    });
+    received.recv_timeout(ENGINE_TIMEOUT).unwrap_or_else(|_| {
+        Err(Error::EngineNotRunning {
+            engine: kind.name(),
+            detail: format!("no answer within {} s", ENGINE_TIMEOUT.as_secs()),
+        })
+    })
+}
+
 /// The engine `push` drives: found, answering, its API, and whether it can pick linux/amd64.
 pub(super) fn engine(config: &Config, report: &mut Report) {
-    let found = match Engine::find(EngineKind::Docker, config) {
-        Err(Error::EngineMissing { .. }) => match Engine::find(EngineKind::Podman, config) {
+    let found = match find_engine(EngineKind::Docker, config) {
+        Err(Error::EngineMissing { .. }) => match find_engine(EngineKind::Podman, config) {
             Ok(podman) => {
                 report.push(Check::ok(
                     "engine.found",

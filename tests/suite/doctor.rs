@@ -518,6 +518,23 @@ fn no_engine_fails_and_installing_docker_fixes_it() {
     );
 }
 
+#[test]
+fn an_engine_that_does_not_answer_fails_after_its_timeout_and_starting_it_fixes_it() {
+    let setup = Setup::healthy();
+    // The client waits on an engine that never answers (its own timeout is far longer).
+    script(
+        &setup.path[1].join("docker"),
+        "#!/bin/sh\nexec /bin/sleep 30\n",
+    );
+    let out = setup.doctor(&[]);
+    fails_once(
+        &out,
+        "engine.found",
+        "docker is not running or cannot be reached (no answer within 5 s)",
+        "sudo systemctl start docker",
+    );
+}
+
 // ---- a dead network -----------------------------------------------------------------------------
 
 #[test]
