@@ -535,6 +535,76 @@ fn an_engine_that_does_not_answer_fails_after_its_timeout_and_starting_it_fixes_
     );
 }
 
+#[test]
+fn an_engine_older_than_api_1_49_warns_that_push_cannot_pick_linux_amd64() {
+    let setup = Setup::healthy();
+    script(
+        &setup.path[1].join("docker"),
+        "#!/bin/sh\ncase \"$1\" in version) echo 1.41 ;; esac\n",
+    );
+    let out = setup.doctor(&[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a warning is no failure:\n{}",
+        out.stdout
+    );
+    assert!(
+        checks(&out).contains(&(
+            "warn  engine.platform      engine API 1.41 is older than 1.49: push cannot pick linux/amd64 out of a multi-platform image; build with --platform linux/amd64".to_string(),
+            Some("docker build --platform linux/amd64 .".to_string())
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_credsstore_without_an_entry_for_the_host_warns_that_it_answers_instead() {
+    let setup = Setup::healthy();
+    setup.docker_config(json!({ "credsStore": "desktop" }));
+    let out = setup.doctor(&[]);
+    fails_once(
+        &out,
+        "docker.cred_helpers",
+        "Docker never asks the helper",
+        "docker-credential-lightsail configure",
+    );
+    let host = &setup.host;
+    assert!(
+        checks(&out).contains(&(
+            format!("warn  docker.creds_store   credsStore \"desktop\" answers for {host}, which has no credHelpers entry"),
+            None
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_held_cache_lock_is_named() {
+    let setup = Setup::healthy();
+    assert!(setup.doctor(&[]).success(), "the first run caches a login");
+    let lock = fs::read_dir(setup.env.cache_dir())
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "lock"))
+        .expect("a lock file beside the cached login");
+    let held = fs::File::open(&lock).unwrap();
+    held.lock().unwrap();
+    let out = setup.doctor(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        checks(&out).iter().any(|(line, _)| line
+            == &format!(
+                "warn  cache.entries        cached entries: 1, expired: 0; a lock is held (another docker-credential-lightsail is fetching a login): {}",
+                lock.display()
+            )),
+        "{}",
+        out.stdout
+    );
+}
+
 // ---- a dead network -----------------------------------------------------------------------------
 
 #[test]

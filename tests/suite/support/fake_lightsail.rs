@@ -1310,6 +1310,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn basic_credentials_are_standard_base64() {
+        for (text, encoded) in [
+            ("", ""),
+            ("A", "QQ=="),
+            ("AW", "QVc="),
+            ("AWS", "QVdT"),
+            ("AWS:pw", "QVdTOnB3"),
+            ("AWS:LSPW-1?>", "QVdTOkxTUFctMT8+"),
+        ] {
+            assert_eq!(base64(text), encoded, "{text}");
+        }
+    }
+
+    #[test]
     fn http_dates_are_written_as_http_writes_them() {
         for (secs, date) in [
             (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
