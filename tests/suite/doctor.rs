@@ -275,6 +275,20 @@ fn no_credhelpers_entry_fails_and_configure_fixes_it() {
 }
 
 #[test]
+fn an_invalid_config_json_fails_and_json_tool_shows_where() {
+    let setup = Setup::healthy();
+    let path = setup.env.docker_config_dir().join("config.json");
+    fs::write(&path, "{\"credHelpers\": {").unwrap();
+    let out = setup.doctor(&[]);
+    fails_once(
+        &out,
+        "docker.config",
+        &format!("{} is not valid JSON (EOF while parsing", path.display()),
+        &format!("python3 -m json.tool {}", path.display()),
+    );
+}
+
+#[test]
 fn an_https_entry_is_never_used_and_configure_adds_the_bare_host() {
     let setup = Setup::healthy();
     let host = setup.host.clone();
@@ -377,6 +391,40 @@ fn an_unknown_profile_fails_and_aws_configure_with_it_fixes_it() {
 }
 
 #[test]
+fn a_proxy_that_needs_credentials_carries_the_registry_checks_and_its_password_never_shows() {
+    let mut setup = Setup::healthy();
+    let proxy = TestProxy::start();
+    let front_port = {
+        // The registry host's TLS front, reached through this proxy instead.
+        let front = TlsFront::start(
+            &setup.ca.server_pem(&[&setup.host, "localhost"]),
+            setup.env.fake.port(),
+        );
+        let port = front.port();
+        setup._front = front;
+        port
+    };
+    proxy.route(&setup.host, SocketAddr::from(([127, 0, 0, 1], front_port)));
+    proxy.require_credentials("doctor", "Proxy-Pass-MUST-NOT-LEAK-0002");
+    setup.env.set_env(
+        "HTTPS_PROXY",
+        proxy.url_with_credentials("doctor", "Proxy-Pass-MUST-NOT-LEAK-0002"),
+    );
+    let out = setup.doctor(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "/v2/ answers 401 with its challenge (Basic realm=\"fake registry\"), through the proxy {}\n",
+            proxy.host_port()
+        )),
+        "{}",
+        out.stdout
+    );
+    // The harness fails the run if the password (or its Basic token) shows anywhere.
+    assert_eq!(proxy.log().len(), 2, "both /v2/ requests went through it");
+}
+
+#[test]
 fn an_unreachable_proxy_fails_and_unsetting_it_fixes_it() {
     let mut setup = Setup::healthy();
     let dead = free_port();
@@ -444,9 +492,22 @@ fn a_server_clock_ten_minutes_off_fails_and_ntp_fixes_it() {
     fails_once(
         &out,
         "clock",
-        "this machine's clock is 600 s behind Lightsail's",
+        " s behind Lightsail's: AWS refuses requests signed 15 minutes off",
         "sudo timedatectl set-ntp true",
     );
+    // Whole seconds on both sides, and the time the run took: 600 give or take one.
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL  clock"))
+        .unwrap();
+    let seconds: u64 = line
+        .split("clock is ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((599..=601).contains(&seconds), "{line}");
 }
 
 #[test]
@@ -515,6 +576,26 @@ fn no_engine_fails_and_installing_docker_fixes_it() {
         "engine.found",
         "neither docker nor podman is on PATH: push needs one",
         "curl -fsSL https://get.docker.com | sh",
+    );
+}
+
+#[test]
+fn podman_alone_is_an_engine_for_push() {
+    let setup = Setup::healthy();
+    let engine = &setup.path[1];
+    fs::rename(engine.join("docker"), engine.join("podman")).unwrap();
+    let out = setup.doctor(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        checks(&out).contains(&(
+            format!(
+                "ok    engine.found         podman at {} (docker is not on PATH: use push --engine podman)",
+                engine.join("podman").display()
+            ),
+            None
+        )),
+        "{}",
+        out.stdout
     );
 }
 
