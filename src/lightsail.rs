@@ -158,6 +158,8 @@ struct Lightsail {
     ca_bundle: Option<String>,
     /// The `Date` of the last answer, for `doctor`'s clock check.
     server_date: probe::DateRecorder,
+    /// What gave the credentials ("environment variables", "SSO", "instance role"…).
+    credential_source: Option<&'static str>,
 }
 
 impl Lightsail {
@@ -207,6 +209,7 @@ impl Lightsail {
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
         );
+        let credential_source = probe::credential_source(&credentials);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let server_date = probe::DateRecorder::default();
         let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
@@ -223,6 +226,7 @@ impl Lightsail {
             ca_bundle: ca_bundle(config, profiles.as_ref())
                 .map(|bundle| format!("{} ({})", bundle.path.display(), bundle.from)),
             server_date,
+            credential_source,
         })
     }
 
@@ -400,6 +404,11 @@ impl Session {
             proxy: route.proxy.clone().map(|proxy| (proxy, route.proxy_var)),
             ca_bundle: self.lightsail.ca_bundle.clone(),
         }
+    }
+
+    /// What gave the credentials: "environment variables", "SSO", "instance role"…
+    pub fn credential_source(&self) -> Option<&'static str> {
+        self.lightsail.credential_source
     }
 
     /// The `Date` of Lightsail's last answer, in Unix seconds.

@@ -260,10 +260,14 @@ fn check_target(
             return None;
         }
     };
+    let source = session
+        .credential_source()
+        .map(|source| format!(" ({source})"))
+        .unwrap_or_default();
     report.push(
         Check::ok(
             "registry.credentials",
-            format!("AWS credentials resolved from {identity}"),
+            format!("AWS credentials resolved from {identity}{source}"),
         )
         .about(&subject),
     );

@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_credential_types::Credentials;
+use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -20,6 +22,35 @@ use crate::cache::Login;
 use crate::error::one_line;
 
 use super::network::{error_chain, host_port, innermost_cause, system_connector};
+
+/// What gave `credentials`, from the features the SDK's providers mark them with: the most
+/// specific one (an SSO profile is also a profile).
+pub(super) fn credential_source(credentials: &Credentials) -> Option<&'static str> {
+    use AwsCredentialFeature as F;
+    let features = credentials.get_property::<Vec<AwsCredentialFeature>>()?;
+    [
+        (F::CredentialsSso, "SSO"),
+        (F::CredentialsProfileSso, "SSO"),
+        (F::CredentialsLogin, "aws login"),
+        (F::CredentialsProfileLogin, "aws login"),
+        (F::CredentialsProcess, "credential_process"),
+        (F::CredentialsProfileProcess, "credential_process"),
+        (F::CredentialsStsAssumeRoleWebId, "web identity"),
+        (F::CredentialsEnvVarsStsWebIdToken, "web identity"),
+        (F::CredentialsProfileStsWebIdToken, "web identity"),
+        (F::CredentialsStsAssumeRole, "an assumed role"),
+        (
+            F::CredentialsImds,
+            "the instance role (EC2 instance metadata)",
+        ),
+        (F::CredentialsHttp, "container credentials"),
+        (F::CredentialsEnvVars, "environment variables"),
+        (F::CredentialsProfile, "keys in the profile"),
+    ]
+    .into_iter()
+    .find(|(feature, _)| features.contains(feature))
+    .map(|(_, source)| source)
+}
 
 /// Keeps the `Date` header of the last answer from Lightsail, as Unix seconds.
 #[derive(Debug, Clone, Default)]

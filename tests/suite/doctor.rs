@@ -172,7 +172,9 @@ fn a_healthy_setup_is_ok_on_every_line_and_exits_0() {
         ),
         (
             "registry.credentials",
-            format!("{host}: AWS credentials resolved from AWS_ACCESS_KEY_ID"),
+            format!(
+                "{host}: AWS credentials resolved from AWS_ACCESS_KEY_ID AKIATESTKEY00000001 (environment variables)"
+            ),
         ),
         (
             "registry.endpoint",
@@ -532,6 +534,13 @@ fn two_identities_with_one_registry_host_warn_which_serves_it_and_how_to_use_the
         .filter(|(line, _)| line.starts_with("warn"))
         .collect();
     assert_eq!(warned.len(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "ok    registry.credentials us-east-1: AWS credentials resolved from profile 'staging' (keys in the profile)\n"
+        ),
+        "{}",
+        out.stdout
+    );
     assert_eq!(
         warned[0].0,
         format!(
