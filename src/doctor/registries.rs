@@ -75,13 +75,13 @@ pub(super) fn check(
     let mut clock_checked = false;
     let mut missing_entries = Vec::new();
     for target in &targets {
-        let Some(outcome) = check_target(config, target, docker, now, budget, report) else {
+        let Some((login, server_clock)) =
+            check_target(config, target, docker, (now, started), budget, report)
+        else {
             continue;
         };
-        let (login, session) = outcome;
-        if !clock_checked && let Some(server) = session.server_date() {
+        if !clock_checked && let Some((local, server)) = server_clock {
             clock_checked = true;
-            let local = now + started.elapsed().as_secs();
             report.push(clock(local, server));
         }
         if !docker.helper_hosts.contains(&login.registry) {
@@ -226,15 +226,18 @@ fn add(targets: &mut Vec<Target>, target: Target) {
     }
 }
 
-/// The checks of one target; its fresh login and session when the login worked.
+/// The checks of one target. When the login worked: the login, and this machine's clock and
+/// the `Date` of Lightsail's answer (Unix seconds) when it came. `clock` is the run's `now` and
+/// the moment it was read.
 fn check_target(
     config: &Config,
     target: &Target,
     docker: &DockerFacts,
-    now: u64,
+    clock: (u64, Instant),
     budget: &Budget,
     report: &mut Report,
-) -> Option<(Login, Session)> {
+) -> Option<(Login, Option<(u64, i64)>)> {
+    let (now, started) = clock;
     let subject = target.subject();
     let identity = &target.config.identity.description;
     report.push(
@@ -279,6 +282,9 @@ fn check_target(
             return None;
         }
     };
+    let server_clock = session
+        .server_date()
+        .map(|server| (now + started.elapsed().as_secs(), server));
     let path = session.network_path();
     let route = match &path.proxy {
         Some((proxy, variable)) => format!("through the proxy {proxy} ({variable})"),
@@ -352,7 +358,7 @@ fn check_target(
         .and_then(|bounded| actions::get(&bounded, &host, now).ok())
         .unwrap_or_else(|| login.clone());
     registry_v2(&host, &served, budget, report);
-    Some((login, session))
+    Some((login, server_clock))
 }
 
 /// The registry's `/v2/`: its 401 challenge without credentials, then 200 with the login.
