@@ -191,10 +191,12 @@ impl Budget {
         }
     }
 
-    /// The timeout for the next network check, or `None` when less than a second is left.
+    /// The timeout for the next network check, in whole seconds (as messages show it), or
+    /// `None` when less than a second is left.
     fn next(&self) -> Option<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
-        (left >= Duration::from_secs(1)).then(|| left.min(self.per_check))
+        let whole = Duration::from_secs(left.as_secs());
+        (!whole.is_zero()).then(|| whole.min(self.per_check))
     }
 
     /// `config` with the next check's timeout.

@@ -11,7 +11,7 @@ use crate::actions;
 use crate::bindings::{self, Bindings};
 use crate::cache::{Cache, Freshness, Login};
 use crate::cli::DoctorArgs;
-use crate::config::{AWS_CA_BUNDLE_VAR, Config, NO_PROXY_VAR, TIMEOUT_VAR};
+use crate::config::{AWS_CA_BUNDLE_VAR, Config, NO_PROXY_VAR};
 use crate::error::{CaBundleFrom, Error, one_line};
 use crate::lightsail::{
     ProbeFailure, Session, check_profile_exists, probe_registry, registry_proxy, resolve_region,
@@ -660,7 +660,10 @@ fn failure(err: &Error, region: Option<&str>, profile: Option<&str>) -> Check {
             "registry.endpoint",
             format!("curl -sS -o /dev/null https://lightsail.{region}.amazonaws.com/"),
         ),
-        Error::Timeout { .. } => ("registry.endpoint", format!("export {TIMEOUT_VAR}=60")),
+        Error::Timeout { region, .. } => (
+            "registry.endpoint",
+            format!("curl -sS -o /dev/null https://lightsail.{region}.amazonaws.com/"),
+        ),
         Error::NoRegion | Error::InvalidRegion(_) | Error::RegionLookupTimeout { .. } => (
             "registry.region",
             match profile {

@@ -770,3 +770,52 @@ fn the_readme_sends_no_basic_auth_credentials_to_doctor_and_names_every_check_an
         );
     }
 }
+
+#[test]
+fn on_a_dead_network_the_budget_ends_the_run_and_later_registries_are_skipped() {
+    let setup = Setup::healthy();
+    let regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"];
+    let helpers: serde_json::Map<String, Value> = regions
+        .iter()
+        .map(|region| (setup.env.registry_host(region), json!("lightsail")))
+        .collect();
+    setup.docker_config(json!({ "credHelpers": helpers }));
+    setup.env.fake.hang();
+    let started = Instant::now();
+    let out = setup
+        .env
+        .run_within(setup.env.cmd(&["doctor"]), "", Duration::from_secs(60));
+    println!(
+        "{}\ndoctor with four dead registries took {:?}",
+        out.stdout,
+        started.elapsed()
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    let timed_out = out
+        .stdout
+        .lines()
+        .filter(|line| {
+            line.starts_with("FAIL  registry.endpoint ") && line.contains("did not answer within")
+        })
+        .count();
+    assert_eq!(
+        timed_out, 3,
+        "5 s, 5 s, then the whole second left:\n{}",
+        out.stdout
+    );
+    let last = setup.env.registry_host(regions[3]);
+    assert!(
+        out.stdout.contains(&format!(
+            "warn  registry.skipped     {last}: not checked: the network checks' time was spent\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .contains("network checks were cut short")
+    );
+}
