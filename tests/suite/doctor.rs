@@ -798,11 +798,8 @@ fn on_a_dead_network_the_budget_ends_the_run_and_later_registries_are_skipped() 
             line.starts_with("FAIL  registry.endpoint ") && line.contains("did not answer within")
         })
         .count();
-    assert_eq!(
-        timed_out, 3,
-        "5 s, 5 s, then the whole second left:\n{}",
-        out.stdout
-    );
+    // 5 s, 5 s, then the whole second left if the machine was quick enough to leave one.
+    assert!((2..=3).contains(&timed_out), "{}", out.stdout);
     let last = setup.env.registry_host(regions[3]);
     assert!(
         out.stdout.contains(&format!(
