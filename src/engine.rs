@@ -9,12 +9,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use crate::cache::Login;
 use crate::config::{Config, DOCKER_CONFIG_VAR};
 use crate::error::{Error, Result, one_line};
+
+/// The private folders of `push` in the temp directory: this, then the pid of the run.
+const FOLDER_PREFIX: &str = "docker-credential-lightsail-";
+/// How often a running engine command is checked for a stop request.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// An engine asked to stop gets this long to do so before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Which engine client `push` drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,21 +158,37 @@ impl Engine {
 
     /// Removes the tag `target` only (the image stays under its other names).
     pub fn untag(&self, image: &str, target: &str) -> Result<()> {
-        let args: &[&str] = match self.kind {
-            EngineKind::Docker => &["image", "rm", target],
-            EngineKind::Podman => &["untag", image, target],
-        };
-        self.run("untag", args).map(drop)
+        self.run("untag", &self.untag_args(image, target)).map(drop)
+    }
+
+    /// The command line that removes the tag `target`, for a person to run.
+    pub fn untag_command(&self, image: &str, target: &str) -> String {
+        format!(
+            "{} {}",
+            self.name(),
+            self.untag_args(image, target).join(" ")
+        )
+    }
+
+    fn untag_args<'a>(&self, image: &'a str, target: &'a str) -> Vec<&'a str> {
+        match self.kind {
+            EngineKind::Docker => vec!["image", "rm", target],
+            EngineKind::Podman => vec!["untag", image, target],
+        }
     }
 
     /// Pushes `target` with `login`'s credentials; every line of the engine's progress goes to
-    /// `progress`. Returns the digest of the manifest the registry received.
+    /// `progress`. Returns the digest of the manifest the registry received for `target`.
+    /// Once `stop()` says so, the engine is stopped and `Error::EngineStopped` returned; the
+    /// private folder with the password is gone when this returns, whatever ended it.
     pub fn push(
         &self,
         target: &str,
         login: &Login,
+        stop: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(&str),
     ) -> Result<String> {
+        remove_abandoned_folders(&std::env::temp_dir());
         let private = private_dir()?;
         let auth = json!({ "auths": { login.registry.as_str(): {
             "auth": aws_smithy_types::base64::encode(
@@ -201,7 +225,12 @@ impl Engine {
                     .arg(target);
             }
         }
-        let (status, last_error, printed) = self.stream(command, progress)?;
+        let (status, last_error, printed) = self.stream(command, stop, progress)?;
+        if stop() {
+            return Err(Error::EngineStopped {
+                engine: self.name(),
+            });
+        }
         if !status {
             return Err(Error::EngineFailed {
                 engine: self.name(),
@@ -210,7 +239,7 @@ impl Engine {
             });
         }
         let digest = match self.kind {
-            EngineKind::Docker => printed.iter().find_map(|line| digest_in(line)),
+            EngineKind::Docker => digest_of(&printed, target),
             EngineKind::Podman => fs::read_to_string(&digest_file)
                 .ok()
                 .and_then(|text| digest_in(&format!("digest: {}", text.trim()))),
@@ -242,13 +271,18 @@ impl Engine {
         Err(self.failure(action, last_line(&stderr)))
     }
 
-    /// Runs `command`, passing every output line to `progress` as it comes. Returns whether it
-    /// succeeded, its last stderr line, and its stdout lines.
+    /// Runs `command`, passing every output line to `progress` as it comes, and stops it once
+    /// `stop()` says so. Returns whether it succeeded, its last stderr line, and its stdout lines.
     fn stream(
         &self,
         mut command: Command,
+        stop: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(bool, String, Vec<String>)> {
+        // In a process group of its own, so that a Ctrl-C at the terminal reaches this process
+        // only, which then stops the engine itself, and then cleans up after it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -267,7 +301,26 @@ impl Engine {
                 .map(|pipe| read_lines(pipe, true, lines)),
         ];
         let (mut printed, mut last_error) = (Vec::new(), String::new());
-        for (is_stderr, line) in received {
+        let mut stopping: Option<(Instant, bool)> = None;
+        loop {
+            let (is_stderr, line) = match received.recv_timeout(STOP_POLL) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    match stopping {
+                        None if stop() => {
+                            stop_child(&mut child, false);
+                            stopping = Some((Instant::now(), false));
+                        }
+                        Some((since, false)) if since.elapsed() >= STOP_GRACE => {
+                            stop_child(&mut child, true);
+                            stopping = Some((since, true));
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+            };
             progress(&line);
             if is_stderr {
                 if !line.trim().is_empty() {
@@ -316,6 +369,21 @@ impl Engine {
     }
 }
 
+/// Asks `child` (and its process group) to stop, or with `kill`, kills it.
+fn stop_child(child: &mut std::process::Child, kill: bool) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process_group};
+        let signal = if kill { Signal::KILL } else { Signal::TERM };
+        let _ = kill_process_group(Pid::from_child(child), signal);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = kill;
+        let _ = child.kill();
+    }
+}
+
 /// `docker`, or `docker.exe` on Windows.
 fn program_name(kind: EngineKind) -> String {
     format!("{}{}", kind.name(), std::env::consts::EXE_SUFFIX)
@@ -354,6 +422,18 @@ fn is_missing_image(detail: &str) -> bool {
     lower.contains("no such image") || lower.contains("image not known")
 }
 
+/// The digest the engine reported for `target`'s tag (`<tag>: digest: sha256:…`): the last
+/// such line, never another tag's.
+fn digest_of(printed: &[String], target: &str) -> Option<String> {
+    let tag = target.rsplit_once(':').map_or(target, |(_, tag)| tag);
+    let ours = format!("{tag}: digest: ");
+    printed
+        .iter()
+        .rev()
+        .find(|line| line.trim_start().starts_with(&ours))
+        .and_then(|line| digest_in(line))
+}
+
 /// The `sha256:<64 hex>` after `digest: ` in a line of push output.
 fn digest_in(line: &str) -> Option<String> {
     let (_, rest) = line.split_once("digest: sha256:")?;
@@ -362,10 +442,12 @@ fn digest_in(line: &str) -> Option<String> {
 }
 
 /// A folder only this user can read (0700 on Unix; on Windows the user's own temp folder is
-/// private to them), removed when dropped. Files written in it need no mode of their own.
+/// private to them), removed when dropped. Its name holds this process's id, so that a later
+/// run can tell a folder left by a killed run (see `remove_abandoned_folders`).
 fn private_dir() -> Result<tempfile::TempDir> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix("docker-credential-lightsail-");
+    let prefix = format!("{FOLDER_PREFIX}{}-", std::process::id());
+    builder.prefix(&prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -380,13 +462,52 @@ fn private_dir() -> Result<tempfile::TempDir> {
     })
 }
 
-/// Writes `value` to a new file (in a private folder).
+/// Removes the private folders in `temp` of runs that were killed (SIGKILL, a crash) before
+/// they could: this user's real folders whose process is gone. A folder whose pid was reused
+/// stays until that process is gone too.
+fn remove_abandoned_folders(temp: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(listing) = fs::read_dir(temp) else {
+            return;
+        };
+        let me = rustix::process::geteuid().as_raw();
+        for entry in listing.filter_map(|entry| entry.ok()) {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix(FOLDER_PREFIX))
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+            else {
+                continue;
+            };
+            let ours = fs::symlink_metadata(entry.path())
+                .is_ok_and(|meta| meta.is_dir() && meta.uid() == me);
+            let gone = rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH);
+            if ours && gone {
+                tracing::debug!(
+                    "removing {}, left by a run that was killed",
+                    entry.path().display()
+                );
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = temp;
+}
+
+/// Writes `value` to a new file (in a private folder), readable by this user only.
 fn write_private(path: &Path, value: &Value) -> Result<()> {
     let write = || -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
         file.write_all(&serde_json::to_vec(value)?)
     };
     write().map_err(|err| Error::io("cannot write", path, err))
@@ -427,5 +548,21 @@ mod tests {
         );
         assert_eq!(digest_in("e2e-1: digest: sha256:abc size: 528"), None);
         assert_eq!(digest_in("Pushed"), None);
+    }
+
+    #[test]
+    fn the_digest_is_the_last_one_reported_for_our_tag() {
+        let digest = |c: &str| format!("sha256:{}", c.repeat(64));
+        let printed: Vec<String> = [
+            format!("push-1-2: digest: {} size: 528", digest("a")),
+            format!("latest: digest: {} size: 528", digest("b")),
+            format!("push-1-2: digest: {} size: 528", digest("c")),
+            format!("push-1-22: digest: {} size: 528", digest("d")),
+            format!("other push-1-2: digest: {} size: 528", digest("e")),
+        ]
+        .into();
+        let target = "host/sr:push-1-2";
+        assert_eq!(digest_of(&printed, target), Some(digest("c")));
+        assert_eq!(digest_of(&printed[1..2], target), None);
     }
 }

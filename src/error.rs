@@ -183,13 +183,32 @@ pub enum Error {
         container: String,
     },
     #[error(
-        "deployment {version} of {service} is still {state} after {} s (--wait-timeout); Lightsail goes on with it: follow it with `aws lightsail get-container-services --service-name {service}`", .after.as_secs()
+        "deployment {version} of {service} is still {state} after {} s (--wait-timeout), and the service runs version {running}; Lightsail goes on with it: follow it with `aws lightsail get-container-services --service-name {service}`", .after.as_secs()
     )]
     DeploymentTimeout {
         service: String,
         version: i32,
         state: String,
         after: Duration,
+        running: String,
+    },
+    #[error(
+        "deployment {version} of {service} was superseded by deployment {by}, made meanwhile, and the service runs version {running}: see `aws lightsail get-container-services --service-name {service}`"
+    )]
+    DeploymentSuperseded {
+        service: String,
+        version: i32,
+        by: i32,
+        running: String,
+    },
+    #[error("{engine} was stopped")]
+    EngineStopped { engine: &'static str },
+    /// SIGINT, SIGTERM or SIGHUP ended a command; `undone` says what it left undone.
+    #[error("interrupted by {signal}: {undone}")]
+    Interrupted {
+        signal: &'static str,
+        number: u8,
+        undone: String,
     },
 
     // ---- proxies and certificate authorities ----------------------------------------------------
@@ -289,6 +308,15 @@ impl Error {
             context,
             path: path.into(),
             source,
+        }
+    }
+
+    /// The exit code: 128 plus the signal's number for an interrupted command (as a shell
+    /// reports one killed by it), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { number, .. } => 128 + number,
+            _ => 1,
         }
     }
 

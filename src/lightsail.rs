@@ -43,7 +43,7 @@ pub use probe::{NetworkPath, ProbeFailure, RegistryAnswer, probe_registry, regis
 pub fn fetch_login(config: &Config, region: &Region) -> Result<Login> {
     run_bounded(config, api_timeout(region, config), async {
         debug!("asking Lightsail for a registry login in {region}");
-        Lightsail::connect(region, config)
+        Lightsail::connect(region, config, Budget::Shared)
             .await?
             .registry_login()
             .await
@@ -59,7 +59,7 @@ pub fn register_image(
     digest: &str,
 ) -> Result<ContainerImage> {
     run_bounded(config, api_timeout(region, config), async {
-        Lightsail::connect(region, config)
+        Lightsail::connect(region, config, Budget::Shared)
             .await?
             .register_image(service, label, digest)
             .await
@@ -147,6 +147,45 @@ pub struct ContainerImage {
     pub created_at: Option<i64>,
 }
 
+/// How the configured timeout bounds a client's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// One budget for resolving credentials and the one call after it (a protocol action).
+    Shared,
+    /// Each call its own, whenever it is made (the calls of a long `push`).
+    PerCall,
+}
+
+/// The credentials resolved when connecting, handed out once; then the provider's own, which
+/// refreshes what expires (SSO, assume-role, `credential_process`) where a snapshot would not.
+/// The client's identity cache sits in front of it and asks only when it needs to.
+#[derive(Debug)]
+struct FirstThenProvider {
+    first: std::sync::Mutex<Option<aws_credential_types::Credentials>>,
+    provider: aws_credential_types::provider::SharedCredentialsProvider,
+}
+
+impl ProvideCredentials for FirstThenProvider {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match first {
+            Some(credentials) => {
+                aws_credential_types::provider::future::ProvideCredentials::ready(Ok(credentials))
+            }
+            None => self.provider.provide_credentials(),
+        }
+    }
+}
+
 /// A Lightsail client for one region, with its credentials already resolved.
 struct Lightsail {
     client: aws_sdk_lightsail::Client,
@@ -165,7 +204,7 @@ struct Lightsail {
 impl Lightsail {
     /// Loads the standard AWS configuration (profiles, SSO, assume-role, environment, IMDS) and
     /// resolves credentials once, so that a missing or broken identity is reported as such.
-    async fn connect(region: &Region, config: &Config) -> Result<Lightsail> {
+    async fn connect(region: &Region, config: &Config, budget: Budget) -> Result<Lightsail> {
         // One budget for the whole fetch: resolving credentials, then the call and its retries.
         let deadline = tokio::time::Instant::now() + config.timeout;
         let route = Route::new(config, region);
@@ -210,11 +249,20 @@ impl Lightsail {
             credentials.access_key_id()
         );
         let credential_source = probe::credential_source(&credentials);
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let server_date = probe::DateRecorder::default();
+        let call_budget = match budget {
+            Budget::Shared => deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_millis(100)),
+            Budget::PerCall => config.timeout,
+        };
+        let credentials = FirstThenProvider {
+            first: std::sync::Mutex::new(Some(credentials)),
+            provider: provider.clone(),
+        };
         let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
             .credentials_provider(credentials)
-            .timeout_config(timeouts(left.max(Duration::from_millis(100))))
+            .timeout_config(timeouts(call_budget))
             .interceptor(server_date.clone())
             .build();
         Ok(Lightsail {
@@ -280,7 +328,7 @@ impl Lightsail {
         Ok(ContainerImage {
             image: image
                 .image()
-                .map(str::to_string)
+                .map(one_line)
                 .ok_or_else(|| self.bad_response("the image has no name"))?,
             digest: image.digest().unwrap_or(digest).to_string(),
             created_at: image.created_at().map(|t| t.secs()),
@@ -343,7 +391,8 @@ impl Lightsail {
 }
 
 /// A Lightsail client for one region on a runtime of its own, for a command that makes several
-/// calls (`push`): credentials are resolved once, and each call is bounded by the timeout.
+/// calls (`push`): credentials are resolved when connecting and refreshed as they expire, and
+/// each call is bounded by the whole timeout. Every text it returns is one safe line.
 pub struct Session {
     runtime: tokio::runtime::Runtime,
     lightsail: Lightsail,
@@ -362,18 +411,22 @@ pub struct Service {
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub version: i32,
-    /// ACTIVATING, ACTIVE, INACTIVE or FAILED.
+    /// ACTIVATING, ACTIVE, INACTIVE or FAILED (or what else Lightsail says, as one line).
     pub state: String,
     containers: HashMap<String, Container>,
     public_endpoint: Option<ContainerServiceEndpoint>,
 }
 
 impl Deployment {
-    /// Its containers' names, sorted.
-    pub fn container_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.containers.keys().map(String::as_str).collect();
+    /// Its containers' names, sorted, each as one safe line.
+    pub fn container_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.containers.keys().map(|name| one_line(name)).collect();
         names.sort_unstable();
         names
+    }
+
+    pub fn has_container(&self, name: &str) -> bool {
+        self.containers.contains_key(name)
     }
 }
 
@@ -385,7 +438,7 @@ impl Session {
             .map_err(|err| Error::io("cannot start the async runtime", "", err))?;
         let timeout = config.timeout + Duration::from_secs(1);
         let lightsail = runtime.block_on(async {
-            tokio::time::timeout(timeout, Lightsail::connect(region, config))
+            tokio::time::timeout(timeout, Lightsail::connect(region, config, Budget::PerCall))
                 .await
                 .unwrap_or(Err(api_timeout(region, config)))
         })?;
@@ -475,7 +528,7 @@ impl Lightsail {
                 version: deployment.version().unwrap_or(0),
                 state: deployment
                     .state()
-                    .map(|state| state.as_str().to_string())
+                    .map(|state| one_line(state.as_str()))
                     .unwrap_or_default(),
                 containers: deployment.containers().cloned().unwrap_or_default(),
                 public_endpoint: deployment.public_endpoint().cloned(),
@@ -485,7 +538,7 @@ impl Lightsail {
             name: name.to_string(),
             state: service
                 .state()
-                .map(|state| state.as_str().to_string())
+                .map(|state| one_line(state.as_str()))
                 .unwrap_or_default(),
             current: deployment(service.current_deployment()),
             next: deployment(service.next_deployment()),
@@ -532,7 +585,7 @@ impl Lightsail {
             version: next.version().unwrap_or(0),
             state: next
                 .state()
-                .map(|state| state.as_str().to_string())
+                .map(|state| one_line(state.as_str()))
                 .unwrap_or_default(),
             containers,
             public_endpoint: current.public_endpoint.clone(),

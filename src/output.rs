@@ -38,7 +38,7 @@ impl<'a> Output<'a> {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 self.note(format_args!("error: {err}"));
-                ExitCode::FAILURE
+                ExitCode::from(err.exit_code())
             }
         }
     }

@@ -10,6 +10,8 @@
 #   - podman and buildah (containers/image) with private vfs storage.
 # Each push must land the very manifest the client reported, cost at most the one Lightsail
 # login call the helper caches, and be refused when the helper hands out a wrong password.
+# `docker-credential-lightsail push` must register what it pushed, and leave nothing behind
+# (no private folder, no tag, no engine push running) when SIGTERM stops it mid-push.
 #
 # It re-executes itself in private mount, network and PID namespaces: loopback only, its own
 # /etc/hosts, /etc/docker, /etc/containers and /run, writes to /var/lib kept on a tmpfs (podman
@@ -477,6 +479,40 @@ check "push --engine podman registers :hello.web.4" eval 'succeeded && [ "$(cat 
 check "podman's registered digest is the manifest digest the registry holds" registered_as_served :hello.web.4
 check "push --engine podman leaves no temporary tag" \
     eval '! podman image ls --format "{{.Repository}}:{{.Tag}}" | grep -q "^$HOST/sr:push-"'
+
+# ---- an interrupted push leaves nothing behind ---------------------------------------------------
+
+# The registry is stopped (SIGSTOP), so that the engine's push, once started, cannot finish; push
+# gets SIGTERM as soon as its private folder is there and the engine's `docker push` runs.
+push_tmp=$work/push-tmp
+mkdir -p "$push_tmp"
+registrations_before=$(registrations)
+engine_pushing() { grep -qas "sr:push-" /proc/[0-9]*/cmdline; }
+push_started() { [ -n "$(ls -A "$push_tmp")" ] && engine_pushing; }
+out=$work/out/push-interrupted.stdout
+err=$work/out/push-interrupted.stderr
+kill -STOP "$registry_pid"
+set +e
+TMPDIR=$push_tmp docker-credential-lightsail push --service hello --label web app:1 \
+    >"$out" 2>"$err" </dev/null &
+push_pid=$!
+started_push=no
+if wait_until "$CMD_TIMEOUT" push_started; then started_push=yes; fi
+kill -TERM "$push_pid"
+helper_gone() { ! alive "$push_pid"; }
+wait_until "$CMD_TIMEOUT" helper_gone || kill -KILL "$push_pid"
+wait "$push_pid"
+rc=$?
+set -e
+kill -CONT "$registry_pid"
+last_output=("push, SIGTERM once the engine pushed: $started_push" "exit code $rc" "stdout: $(head -c 3000 "$out")" "stderr: $(head -c 3000 "$err")" "left in TMPDIR: $(ls -A "$push_tmp")")
+check "SIGTERM mid-push: push exits 143 with one line saying what was left undone" \
+    eval '[ "$started_push" = yes ] && [ "$rc" = 143 ] && [ ! -s "$out" ] && [ "$(tail -n 1 "$err")" = "error: interrupted by SIGTERM: stopped docker push of app:1, removed its temporary tag; nothing was registered" ]'
+check "SIGTERM mid-push: nothing is left under the temp directory (the folder with the password)" \
+    eval '[ -z "$(ls -A "$push_tmp")" ]'
+check "SIGTERM mid-push: no temporary tag is left in the engine" eval '[ "$(local_push_tags)" = 0 ]'
+check "SIGTERM mid-push: the engine's push was stopped, and nothing was registered" \
+    eval '! engine_pushing && [ "$(registrations)" = "$registrations_before" ]'
 
 # ---- afterwards ----------------------------------------------------------------------------------
 

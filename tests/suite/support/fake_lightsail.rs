@@ -204,7 +204,8 @@ impl FakeLightsail {
     }
 
     /// Replaces a service's current deployment (`containers` and `publicEndpoint`, as the API
-    /// writes them), or removes it with `None`.
+    /// writes them), or removes it with `None`: as if someone else's deployment had gone
+    /// through, ending any deployment that was being made.
     pub fn set_deployment(&self, service: &str, deployment: Option<Value>) {
         self.shared
             .update(|s| s.services.set_current(service, deployment));
@@ -216,6 +217,19 @@ impl FakeLightsail {
             s.services.settle_after = after;
             s.services.fail = fails;
         });
+    }
+
+    /// `GetContainerServices` lists each new deployment only from its `polls + 1`th answer on,
+    /// as an eventually consistent API may.
+    pub fn set_listing_lag(&self, polls: usize) {
+        self.shared.update(|s| s.services.listing_lag = polls);
+    }
+
+    /// New deployments are in this state, which never settles, instead of ACTIVATING: a state
+    /// this API version does not know (the SDK passes it on as it came), or a hostile one.
+    pub fn set_new_deployment_state(&self, state: Option<&str>) {
+        self.shared
+            .update(|s| s.services.new_state = state.map(str::to_string));
     }
 
     /// Every service as `GetContainerServices` describes it now.
@@ -1104,6 +1118,10 @@ struct Services {
     /// A new deployment settles (ACTIVE, or FAILED with `fail`) this long after it is made.
     settle_after: Duration,
     fail: bool,
+    /// How many `GetContainerServices` answers leave out a new deployment.
+    listing_lag: usize,
+    /// The state of new deployments, when not ACTIVATING.
+    new_state: Option<String>,
 }
 
 struct Service {
@@ -1111,6 +1129,8 @@ struct Service {
     /// The deployment being made, and when it settles.
     next: Option<(Value, std::time::Instant)>,
     last_version: i64,
+    /// How many more `GetContainerServices` answers leave out `next`.
+    unlisted: usize,
 }
 
 /// The deployment every fake service starts with: two containers, the first public, with
@@ -1159,6 +1179,7 @@ impl Services {
                     current: Some(current),
                     next: None,
                     last_version: 1,
+                    unlisted: 0,
                 };
                 (name.to_string(), service)
             })
@@ -1167,6 +1188,8 @@ impl Services {
             services,
             settle_after: Duration::from_millis(200),
             fail: false,
+            listing_lag: 0,
+            new_state: None,
         }
     }
 
@@ -1176,6 +1199,7 @@ impl Services {
 
     fn set_current(&mut self, name: &str, deployment: Option<Value>) {
         if let Some(service) = self.services.get_mut(name) {
+            service.next = None;
             service.current = deployment.map(|mut deployment| {
                 service.last_version += 1;
                 deployment["version"] = json!(service.last_version);
@@ -1244,7 +1268,23 @@ impl Services {
         {
             return not_found(name);
         }
-        Response::json(self.describe(only))
+        let mut described = self.describe(only);
+        for (name, service) in &mut self.services {
+            if service.unlisted > 0 && only.is_none_or(|only| only == name) {
+                service.unlisted -= 1;
+                for listed in described["containerServices"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    if listed["containerServiceName"] == name.as_str() {
+                        let _ = listed.as_object_mut().map(|o| o.remove("nextDeployment"));
+                        listed["state"] = json!("RUNNING");
+                    }
+                }
+            }
+        }
+        Response::json(described)
     }
 
     fn deploy(&mut self, body: &[u8], registered: &HashSet<String>) -> Response {
@@ -1276,7 +1316,12 @@ impl Services {
                 ));
             }
         }
-        let (settle_after, service) = (self.settle_after, self.services.get_mut(name));
+        let (settle_after, lag) = (self.settle_after, self.listing_lag);
+        let state = self
+            .new_state
+            .clone()
+            .unwrap_or_else(|| "ACTIVATING".into());
+        let service = self.services.get_mut(name);
         let Some(service) = service else {
             return not_found(name);
         };
@@ -1292,7 +1337,7 @@ impl Services {
         service.last_version += 1;
         let mut next = json!({
             "version": service.last_version,
-            "state": "ACTIVATING",
+            "state": state,
             "containers": containers,
             "createdAt": now_epoch_secs(),
         });
@@ -1300,6 +1345,7 @@ impl Services {
             next["publicEndpoint"] = public.clone();
         }
         service.next = Some((next, std::time::Instant::now() + settle_after));
+        service.unlisted = lag;
         let described = self.describe(Some(name));
         Response::json(json!({ "containerService": described["containerServices"][0] }))
     }
