@@ -71,6 +71,8 @@ pub struct Config {
     pub docker_config_dir: Option<PathBuf>,
     /// Whether `DOCKER_AUTH_CONFIG` is set (never its value: it holds credentials), for `doctor`.
     pub docker_auth_config: bool,
+    /// Whether `DOCKER_CONFIG` chose `docker_config_dir`, for `doctor`.
+    pub docker_config_from_env: bool,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
     pub network: Network,
@@ -142,6 +144,7 @@ impl Config {
             config_dir: None,
             docker_config_dir: None,
             docker_auth_config: false,
+            docker_config_from_env: false,
             search_path: Vec::new(),
             network: Network::default(),
         }
@@ -162,6 +165,7 @@ impl Config {
             config_dir: config_dir(),
             docker_config_dir: docker_config_dir(),
             docker_auth_config: var_os(DOCKER_AUTH_CONFIG_VAR).is_some(),
+            docker_config_from_env: var_os(DOCKER_CONFIG_VAR).is_some(),
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),

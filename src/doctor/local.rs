@@ -70,10 +70,18 @@ pub(super) fn docker_config(
         }
     };
     let path = docker.path().display().to_string();
-    report.push(if docker.exists() {
-        Check::ok("docker.config", format!("{path} is valid JSON"))
+    let chosen = if config.docker_config_from_env {
+        format!(" ({DOCKER_CONFIG_VAR})")
     } else {
-        Check::ok("docker.config", format!("{path} does not exist yet"))
+        String::new()
+    };
+    report.push(if docker.exists() {
+        Check::ok("docker.config", format!("{path}{chosen} is valid JSON"))
+    } else {
+        Check::ok(
+            "docker.config",
+            format!("{path}{chosen} does not exist yet"),
+        )
     });
 
     // The entries that name this helper, and whether Docker can ever use each.
@@ -208,7 +216,11 @@ pub(super) fn helper_on_path(config: &Config, report: &mut Report) {
         .and_then(Path::parent)
         .map(|dir| dir.display().to_string())
         .unwrap_or_else(|| "FOLDER".into());
-    let put_first = format!("export PATH=\"{this_dir}:$PATH\"");
+    let put_first = if cfg!(windows) {
+        format!("set PATH={this_dir};%PATH%")
+    } else {
+        format!("export PATH=\"{this_dir}:$PATH\"")
+    };
     let Some(found) = config
         .search_path
         .iter()

@@ -513,7 +513,13 @@ fn clock(local: u64, server: i64) -> Check {
         "behind"
     };
     let text = format!("this machine's clock is {off} s {direction} Lightsail's");
-    let fix = "sudo timedatectl set-ntp true";
+    let fix = if cfg!(windows) {
+        "w32tm /resync"
+    } else if cfg!(target_os = "macos") {
+        "sudo sntp -sS time.apple.com"
+    } else {
+        "sudo timedatectl set-ntp true"
+    };
     if off > CLOCK_FAIL {
         Check::fail(
             "clock",

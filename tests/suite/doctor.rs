@@ -157,7 +157,13 @@ fn a_healthy_setup_is_ok_on_every_line_and_exits_0() {
     }
     let host = &setup.host;
     for (id, says) in [
-        ("docker.config", String::new()),
+        (
+            "docker.config",
+            format!(
+                "{}/config.json (DOCKER_CONFIG) is valid JSON",
+                setup.env.docker_config_dir().display()
+            ),
+        ),
         (
             "docker.cred_helpers",
             format!("{host} uses docker-credential-lightsail"),
