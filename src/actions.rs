@@ -11,15 +11,14 @@ use std::time::Duration;
 use tracing::debug;
 
 use crate::bindings;
-use crate::cache::{Cache, Entry, Freshness, Login};
+use crate::cache::{CLOCK_SLACK, Cache, Entry, Freshness, Login};
 use crate::config::Config;
 use crate::error::{Error, Result, one_line};
 use crate::lightsail::fetch_login;
 use crate::registry::{Region, Registry};
 use crate::secret::Secret;
 
-/// How long a Lightsail registry login lasts; what `store` assumes for what `docker login` gave it.
-pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+pub use crate::cache::LOGIN_LIFETIME;
 /// How long a host confirmed not to be the account's registry is believed so: a misconfigured
 /// host costs at most one API call per this long.
 pub const NOT_OURS_FOR: Duration = Duration::from_secs(5 * 60);
@@ -36,6 +35,11 @@ pub fn get(config: &Config, server_url: &str, now: u64) -> Result<Login> {
 }
 
 /// `get` with the API call passed in, so the decisions can be tested without a network.
+///
+/// What `docker login` stored answers first only while it is fresh and its password says when
+/// it expires. One of unknown age (a password that does not say) gives way to the account's
+/// own login for the host; it is served, to its end, only when the account cannot answer for
+/// the host: the API failing, or saying the host is not the account's registry.
 fn get_with(
     config: &Config,
     server_url: &str,
@@ -47,26 +51,72 @@ fn get_with(
     let stored = cache
         .as_ref()
         .and_then(|cache| cache.stored_slot(&registry.host).read())
-        .filter(|login| login.registry == registry.host);
-    let stored_freshness = stored
-        .as_ref()
-        .map(|login| login.freshness(now, config.refresh_margin));
-    if stored_freshness == Some(Freshness::Fresh) {
+        .filter(|login| login.registry == registry.host)
+        .map(|login| StoredLogin::new(login, now))
+        .filter(|stored| stored.login.freshness(now, Duration::ZERO) != Freshness::Expired);
+    if let Some(stored) = &stored
+        && stored.expiry_known
+        && stored.login.freshness(now, config.refresh_margin) == Freshness::Fresh
+    {
         debug!("serving credentials stored by `docker login`");
-        return stored.ok_or(Error::NotFound);
+        return Ok(stored.login.clone());
     }
-    let Some(cache) = cache else {
-        return ours(fetch(&registry.region)?, &registry);
+    let account = match &cache {
+        Some(cache) => account_login(config, cache, &registry, now, fetch),
+        None => fetch(&registry.region).and_then(|login| ours(login, &registry)),
     };
-    match account_login(config, &cache, &registry, now, fetch) {
-        Err(err)
-            if stored_freshness == Some(Freshness::Aging) && !matches!(err, Error::NotFound) =>
-        {
-            debug!("refresh failed ({err}); serving the unexpired stored credentials");
-            stored.ok_or(err)
+    match (account, stored) {
+        (Err(err), Some(stored)) => {
+            debug!("serving the unexpired credentials stored by `docker login` ({err})");
+            Ok(stored.login)
         }
-        result => result,
+        (answer, _) => answer,
     }
+}
+
+/// A login that `docker login` stored, with its expiry taken from its password where the
+/// password says.
+struct StoredLogin {
+    login: Login,
+    expiry_known: bool,
+}
+
+impl StoredLogin {
+    fn new(mut login: Login, now: u64) -> StoredLogin {
+        let expiry = password_expiry(login.secret.expose(), now);
+        if let Some(expiry) = expiry {
+            login.expires_at = login.expires_at.min(expiry);
+        }
+        StoredLogin {
+            login,
+            expiry_known: expiry.is_some(),
+        }
+    }
+}
+
+/// When an ECR registry password stops working, read from the password itself, or `None` when it
+/// does not say (or says something implausible at `now`).
+///
+/// ECR passwords (and Lightsail's registry is ECR underneath) are standard base64 of a JSON
+/// object whose `expiration` is that Unix second. Public sources: AWS's own
+/// aws-controllers-k8s/code-generator, `scripts/lib/common.sh` (`is_public_ecr_logged_in`:
+/// base64-decodes the password of a `docker login` to ECR Public and compares `.expiration` to
+/// `date +%s`); the post "Understanding AWS ECR Credentials and Expiration"
+/// (ajinkyak423.hashnode.dev) says the same of private ECR's; the API reference's
+/// `AuthorizationData` says a password is valid for 12 hours. No source shows a Lightsail one, so
+/// a password of another shape is simply of unknown age. Nothing else is read from it, and it is
+/// never logged; a value beyond a login's lifetime from `now` is not taken (another unit, or a
+/// clock gone back).
+fn password_expiry(password: &str, now: u64) -> Option<u64> {
+    // ECR passwords are about 2 KB; anything much bigger is not one.
+    if password.len() > 16 * 1024 {
+        return None;
+    }
+    let json = aws_smithy_types::base64::decode(password).ok()?;
+    let token: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&json).ok()?;
+    let expiry = token.get("expiration")?.as_u64()?;
+    let latest = now + (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+    (expiry <= latest).then_some(expiry)
 }
 
 /// The account's login for `registry`, or `NotFound` when the host is not the account's
@@ -80,31 +130,78 @@ fn account_login(
     now: u64,
     fetch: impl FnOnce(&Region) -> Result<Login>,
 ) -> Result<Login> {
-    let margin = config.refresh_margin;
-    let fresh = |entry: &Entry| entry.login.freshness(now, margin) == Freshness::Fresh;
-    let answer = |entry: Entry| -> Option<Result<Login>> {
-        if entry.login.registry == registry.host {
-            Some(Ok(entry.login))
-        } else if entry.not_ours(&registry.host, now) {
-            debug!(
-                "{} is not this account's Lightsail registry ({}), as found recently",
-                registry.host, entry.login.registry
-            );
-            Some(Err(Error::NotFound))
-        } else {
-            None
+    let answers = |entry: &Entry| {
+        entry.login.registry == registry.host || entry.not_ours(&registry.host, now)
+    };
+    let remember = |entry: &mut Entry, current: Option<Entry>| {
+        // What was found about other hosts still holds while the account's registry is the same.
+        if let Some(current) =
+            current.filter(|current| current.login.registry == entry.login.registry)
+        {
+            entry.not_ours = current.not_ours;
+            entry.not_ours.retain(|_, until| now < *until);
+        }
+        if entry.login.registry != registry.host {
+            entry
+                .not_ours
+                .insert(registry.host.clone(), now + NOT_OURS_FOR.as_secs());
         }
     };
-    let slot = cache.login_slot(&registry.region, &config.identity);
+    let entry = region_entry(
+        config,
+        cache,
+        &registry.region,
+        now,
+        answers,
+        fetch,
+        remember,
+    )?;
+    ours(entry.login, registry)
+}
+
+/// The account's registry login for `region`, whatever its host (`push` and `configure` learn
+/// the host from it): from the cache while fresh, else fetched under the entry's lock and saved;
+/// a held lock and a failing API are handled as `get` handles them.
+pub fn region_login(
+    config: &Config,
+    cache: Option<&Cache>,
+    region: &Region,
+    now: u64,
+    fetch: impl FnOnce(&Region) -> Result<Login>,
+) -> Result<Login> {
+    let Some(cache) = cache else {
+        return fetch(region);
+    };
+    region_entry(config, cache, region, now, |_| true, fetch, |_, _| {}).map(|entry| entry.login)
+}
+
+/// The cache entry of `region`'s login: a fresh one that `answers`, else one fetched under the
+/// entry's lock (`update`d from the one it replaces, then saved). A process that waited for the
+/// lock reads the entry again, and uses what the lock holder saved. When the lock stays held
+/// past the lock timeout or the API fails, an unexpired entry is served to its end; else the
+/// error. The lock cannot be taken at all (a read-only cache): the API answers, nothing saved.
+fn region_entry(
+    config: &Config,
+    cache: &Cache,
+    region: &Region,
+    now: u64,
+    answers: impl Fn(&Entry) -> bool,
+    fetch: impl FnOnce(&Region) -> Result<Login>,
+    update: impl FnOnce(&mut Entry, Option<Entry>),
+) -> Result<Entry> {
+    let margin = config.refresh_margin;
+    let usable =
+        |entry: &Entry| entry.login.freshness(now, margin) == Freshness::Fresh && answers(entry);
+    let slot = cache.login_slot(region, &config.identity);
     let cached = slot.read_entry();
-    if let Some(answer) = cached.clone().filter(fresh).and_then(answer) {
-        debug!("cache hit for {} in {}", registry.host, registry.region);
-        return answer;
+    if let Some(entry) = cached.clone().filter(usable) {
+        debug!("cache hit in {region}");
+        return Ok(entry);
     }
     let fallback = |err: Error, entry: Option<Entry>| match entry {
         Some(entry) if entry.login.freshness(now, margin) != Freshness::Expired => {
             debug!("refresh failed ({err}); answering from the unexpired cached login");
-            ours(entry.login, registry)
+            Ok(entry)
         }
         _ => Err(err),
     };
@@ -121,68 +218,33 @@ fn account_login(
         .and_then(|locked| locked.read_entry())
         .or(cached);
     if locked.is_some()
-        && let Some(answer) = current.clone().filter(fresh).and_then(answer)
+        && let Some(entry) = current.clone().filter(usable)
     {
         debug!("another process fetched the login while this one waited");
-        return answer;
+        return Ok(entry);
     }
-    debug!("cache miss for {} in {}", registry.host, registry.region);
-    let login = match fetch(&registry.region) {
-        Ok(login) => login,
-        Err(err) => return fallback(err, current),
+    debug!("cache miss in {region}");
+    let answer = match fetch(region) {
+        Ok(login) => {
+            let mut entry = Entry::from(login);
+            update(&mut entry, current);
+            if let Some(locked) = &locked
+                && let Err(err) = locked.write_entry(&entry)
+            {
+                debug!(
+                    "could not save the login in {}: {err}",
+                    cache.dir().display()
+                );
+            }
+            Ok(entry)
+        }
+        Err(err) => fallback(err, current),
     };
-    let mut entry = Entry::from(login);
-    // What was found about other hosts still holds while the account's registry is the same.
-    if let Some(current) = current.filter(|current| current.login.registry == entry.login.registry)
-    {
-        entry.not_ours = current.not_ours;
-        entry.not_ours.retain(|_, until| now < *until);
-    }
-    if entry.login.registry != registry.host {
-        entry
-            .not_ours
-            .insert(registry.host.clone(), now + NOT_OURS_FOR.as_secs());
-    }
-    if let Some(locked) = &locked
-        && let Err(err) = locked.write_entry(&entry)
-    {
-        debug!(
-            "could not save the login in {}: {err}",
-            cache.dir().display()
-        );
-    }
-    ours(entry.login, registry)
-}
-
-/// The account's registry login for `region`, whatever its host (`configure` learns the host
-/// from it): from the cache while fresh, else fetched under the entry's lock and saved.
-pub fn region_login(
-    config: &Config,
-    cache: Option<&Cache>,
-    region: &Region,
-    now: u64,
-    fetch: impl FnOnce(&Region) -> Result<Login>,
-) -> Result<Login> {
-    let Some(cache) = cache else {
-        return fetch(region);
-    };
-    let slot = cache.login_slot(region, &config.identity);
-    let fresh = |login: &Login| login.freshness(now, config.refresh_margin) == Freshness::Fresh;
-    if let Some(login) = slot.read().filter(fresh) {
-        return Ok(login);
-    }
-    let locked = slot.lock(config.lock_timeout)?;
-    if let Some(login) = locked.read().filter(fresh) {
-        return Ok(login);
-    }
-    let login = fetch(region)?;
-    if let Err(err) = locked.write(&login) {
-        debug!(
-            "could not save the login in {}: {err}",
-            cache.dir().display()
-        );
-    }
-    Ok(login)
+    // A miss is rare and slow anyway: the time to tidy up after keys long rotated away, once
+    // the lock is released (nobody waits for this).
+    drop(locked);
+    cache.remove_long_expired(now);
+    answer
 }
 
 /// The account's Lightsail login answers for its own registry host only: any other ECR host
@@ -199,8 +261,8 @@ fn ours(login: Login, registry: &Registry) -> Result<Login> {
     }
 }
 
-/// `store` at `now`: keeps what `docker login` was given for a Lightsail/ECR host, for a
-/// login's lifetime.
+/// `store` at `now`: keeps what `docker login` was given for a Lightsail/ECR host, until its
+/// password expires where it says, else for a login's lifetime.
 pub fn store(
     config: &Config,
     server_url: &str,
@@ -216,11 +278,14 @@ pub fn store(
     let cache = Cache::open(config.cache_dir.as_deref().ok_or(Error::NoCacheDir)?)?;
     let slot = cache.stored_slot(&registry.host);
     let locked = slot.lock(config.lock_timeout)?;
+    // A password that says when it expires is kept until then; one that does not, for a
+    // login's lifetime (and then gives way to the account's own login: `get_with`).
+    let lifetime = now + LOGIN_LIFETIME.as_secs();
     let login = Login {
         registry: registry.host,
         username: username.to_string(),
         secret: Secret::new(secret.to_string()),
-        expires_at: now + LOGIN_LIFETIME.as_secs(),
+        expires_at: password_expiry(secret, now).map_or(lifetime, |expiry| expiry.min(lifetime)),
     };
     locked
         .write(&login)
@@ -269,6 +334,8 @@ pub fn list(config: &Config, now: u64) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::KEEP_EXPIRED;
+    use crate::config::IdentitySource;
     use std::cell::Cell;
 
     const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -431,6 +498,211 @@ mod tests {
         erase(&config, HOST).unwrap();
         assert!(list(&config, NOW).is_empty());
         assert!(get_with(&config, HOST, NOW, unreachable).is_err());
+    }
+
+    /// An ECR-shaped password: base64 of JSON saying when it expires (see `password_expiry`).
+    fn ecr_password(expiration: u64) -> String {
+        let json = format!(
+            r#"{{"payload":"opaque","datakey":"opaque","version":"2","type":"DATA_KEY","expiration":{expiration}}}"#
+        );
+        aws_smithy_types::base64::encode(json)
+    }
+
+    #[test]
+    fn a_password_says_when_it_expires_only_when_it_is_ecr_shaped_and_plausible() {
+        assert_eq!(
+            password_expiry(&ecr_password(NOW + 600), NOW),
+            Some(NOW + 600)
+        );
+        assert_eq!(password_expiry(&ecr_password(NOW - 5), NOW), Some(NOW - 5));
+        let latest = NOW + (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        assert_eq!(password_expiry(&ecr_password(latest), NOW), Some(latest));
+        // Milliseconds, or a clock gone back: not taken.
+        assert_eq!(password_expiry(&ecr_password(latest + 1), NOW), None);
+        assert_eq!(password_expiry(&ecr_password(NOW * 1000), NOW), None);
+        for other in [
+            "typed",
+            "",
+            "bm90IGpzb24=", // "not json"
+            &aws_smithy_types::base64::encode(r#"{"expiration":"soon"}"#),
+            &aws_smithy_types::base64::encode(r#"{"expiration":-1}"#),
+            &aws_smithy_types::base64::encode(r#"[1]"#),
+            &"QUFB".repeat(10_000),
+        ] {
+            assert_eq!(password_expiry(other, NOW), None, "{other:.40}");
+        }
+    }
+
+    #[test]
+    fn store_keeps_a_password_until_its_own_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let stored = || cache.stored_slot(HOST).read().unwrap().expires_at;
+        store(&config, HOST, "AWS", &ecr_password(NOW + 3_600), NOW).unwrap();
+        assert_eq!(stored(), NOW + 3_600);
+        store(&config, HOST, "AWS", "typed", NOW).unwrap();
+        assert_eq!(stored(), NOW + LOGIN_LIFETIME.as_secs());
+    }
+
+    #[test]
+    fn a_stored_password_that_says_it_expired_is_not_served_and_the_account_login_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        // Obtained 11 h before `docker login`: one hour left, whatever `store` assumed.
+        let password = ecr_password(NOW + 3_600);
+        store(&config, HOST, "AWS", &password, NOW).unwrap();
+        let served = get_with(&config, HOST, NOW + 60, |_| panic!("fresh")).unwrap();
+        assert_eq!(served.secret.expose(), password);
+        let later = NOW + 3_600;
+        let served = get_with(&config, HOST, later, |_| Ok(login("api", 43_200))).unwrap();
+        assert_eq!(served.secret.expose(), "api");
+        assert!(matches!(
+            get_with(&config, HOST, later + 1, unreachable),
+            Ok(login) if login.secret.expose() == "api"
+        ));
+    }
+
+    #[test]
+    fn a_stored_login_of_unknown_age_gives_way_to_the_account_login() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        store(&config, HOST, "AWS", "typed", NOW).unwrap();
+        let calls = Cell::new(0);
+        let fetch = |_: &Region| {
+            calls.set(calls.get() + 1);
+            Ok(login("api", 43_200))
+        };
+        for at in [NOW, NOW + 60] {
+            assert_eq!(
+                get_with(&config, HOST, at, fetch).unwrap().secret.expose(),
+                "api"
+            );
+        }
+        assert_eq!(calls.get(), 1, "then from the cache");
+    }
+
+    #[test]
+    fn when_the_account_cannot_answer_a_stored_login_is_served_to_its_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let own_ecr = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+        let not_ours = |_: &Region| Ok(login("lightsail", 43_200));
+        for (host, password) in [
+            (HOST, "typed".to_string()),
+            (own_ecr, ecr_password(NOW + 600)),
+        ] {
+            store(&config, host, "AWS", &password, NOW).unwrap();
+            let expires_at = Cache::open(&tmp.path().join("cache"))
+                .unwrap()
+                .stored_slot(host)
+                .read()
+                .unwrap()
+                .expires_at;
+            // In its last 30 minutes (the refresh margin), and to its very last second.
+            for at in [expires_at - 1_000, expires_at - 1] {
+                let served = get_with(&config, host, at, unreachable).unwrap();
+                assert_eq!(
+                    served.secret.expose(),
+                    password,
+                    "{host} API failing at {at}"
+                );
+                if host == own_ecr {
+                    let served = get_with(&config, host, at, not_ours).unwrap();
+                    assert_eq!(served.secret.expose(), password, "{host} not ours at {at}");
+                }
+            }
+            assert!(get_with(&config, host, expires_at, unreachable).is_err());
+        }
+    }
+
+    #[test]
+    fn a_cached_login_expiring_beyond_any_login_life_means_the_clock_went_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        // Written when the clock read two days later than it reads now.
+        get_with(&config, HOST, NOW + 172_800, |_| {
+            Ok(login("future", 172_800 + 43_200))
+        })
+        .unwrap();
+        let served = get_with(&config, HOST, NOW, |_| Ok(login("now", 43_200))).unwrap();
+        assert_eq!(served.secret.expose(), "now");
+        // Stale is never served, not even when the API fails.
+        get_with(&config, HOST, NOW + 172_800, |_| {
+            Ok(login("future", 172_800 + 43_200))
+        })
+        .unwrap();
+        assert!(get_with(&config, HOST, NOW, unreachable).is_err());
+        // A login of exactly a lifetime plus the slack ahead is still believed.
+        let longest = (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        get_with(&config, HOST, NOW, |_| Ok(login("edge", longest))).unwrap();
+        let served = get_with(&config, HOST, NOW, |_| panic!("cached")).unwrap();
+        assert_eq!(served.secret.expose(), "edge");
+    }
+
+    #[test]
+    fn a_miss_removes_entries_expired_for_over_a_day() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let old_keys: Vec<IdentitySource> = (0..3)
+            .map(|n| IdentitySource {
+                key: format!("rotated key {n}"),
+                description: String::new(),
+            })
+            .collect();
+        let region = Region::parse("us-east-1").unwrap();
+        get_with(&config, HOST, NOW, |_| Ok(login("api", 43_200))).unwrap();
+        for (n, identity) in old_keys.iter().enumerate() {
+            let mut old = login("old", 0);
+            // Expired a day and a second ago, and (the last) just under a day ago.
+            old.expires_at = NOW - KEEP_EXPIRED.as_secs() - 1 + n as u64 / 2 * 2;
+            cache
+                .login_slot(&region, identity)
+                .lock(Duration::ZERO)
+                .unwrap()
+                .write(&old)
+                .unwrap();
+        }
+        // A hit removes nothing...
+        get_with(&config, HOST, NOW, |_| panic!("cached")).unwrap();
+        assert_eq!(cache.entries().len(), 4);
+        // ...a miss removes the two expired for over a day, lock files too.
+        get_with(
+            &config,
+            "999999999999.dkr.ecr.us-east-1.amazonaws.com",
+            NOW,
+            |_| Ok(login("api", 43_200)),
+        )
+        .unwrap_err();
+        assert_eq!(cache.entries().len(), 2);
+        assert!(cache.login_slot(&region, &old_keys[2]).read().is_some());
+        let names = std::fs::read_dir(tmp.path().join("cache")).unwrap().count();
+        assert_eq!(names, 4, "two entries and their two lock files");
+    }
+
+    #[test]
+    fn push_and_configure_wait_for_a_held_lock_and_fall_back_as_get_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = config(tmp.path());
+        config.lock_timeout = Duration::from_millis(50);
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let slot = cache.login_slot(&region, &config.identity);
+        let held = slot.lock(Duration::ZERO).unwrap();
+        // Nothing cached: the lock timeout is the answer.
+        let err =
+            region_login(&config, Some(&cache), &region, NOW, |_| panic!("locked")).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        // The holder saved a login in its refresh margin while this one waited: it is served.
+        held.write(&login("aging", 60)).unwrap();
+        let served =
+            region_login(&config, Some(&cache), &region, NOW, |_| panic!("locked")).unwrap();
+        assert_eq!(served.secret.expose(), "aging");
+        // And when the API fails with the lock free, the unexpired login answers too.
+        drop(held);
+        let served = region_login(&config, Some(&cache), &region, NOW, unreachable).unwrap();
+        assert_eq!(served.secret.expose(), "aging");
     }
 
     #[test]

@@ -169,8 +169,8 @@ impl Bindings {
             other => other,
         }
         .map_err(|err| refuse(format!("cannot read it: {err}")))?;
-        if let Some(reason) = files::refusal(&metadata, files::Kind::Directory) {
-            return Err(refuse(reason.into()));
+        if let Some(reason) = files::refusal_at(&metadata, files::Kind::Directory, dir) {
+            return Err(refuse(reason));
         }
         let mut json = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
@@ -238,8 +238,8 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
     let metadata = file
         .metadata()
         .map_err(|err| refuse(format!("cannot read it: {err}")))?;
-    if let Some(reason) = files::refusal(&metadata, files::Kind::File) {
-        return Err(refuse(reason.into()));
+    if let Some(reason) = files::refusal_at(&metadata, files::Kind::File, path) {
+        return Err(refuse(reason));
     }
     read_bounded(file, metadata.len())
         .map(Some)
@@ -327,7 +327,10 @@ mod tests {
 
         fs::write(&path, "{\"registries\":{}}").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o664)).unwrap();
-        assert!(error(&path).ends_with("it is writable by group or others"));
+        assert!(error(&path).ends_with(&format!(
+            "it is writable by group or others: fix it with `chmod 600 {}`",
+            path.display()
+        )));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Bindings::read(&path).unwrap().is_some());
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::IdentitySource;
 use crate::error::{Error, Result};
@@ -23,6 +23,14 @@ use crate::secret::Secret;
 
 /// Bumped whenever the file layout changes incompatibly; other values read as "no entry".
 const FORMAT: u32 = 1;
+/// How long a Lightsail registry login lasts (12 h after creation); no login lives longer.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// How far a login's expiry may lie beyond `LOGIN_LIFETIME` from now, for clocks that differ a
+/// little from AWS's. Further ahead means this machine's clock went back since it was written.
+pub const CLOCK_SLACK: Duration = Duration::from_secs(10 * 60);
+/// How long after expiring an entry is kept before a miss removes it: long enough to say what
+/// happened in a debug log or `doctor`, short enough that keys rotated daily do not pile up.
+pub const KEEP_EXPIRED: Duration = Duration::from_secs(24 * 60 * 60);
 /// No entry is anywhere near this big; a bigger file is not ours.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 
@@ -78,12 +86,15 @@ pub enum Freshness {
     Fresh,
     /// Inside the margin: refresh it, but it may still be served if the refresh fails.
     Aging,
+    /// Expired, or stale: its expiry lies further ahead than any login lives, so the clock went
+    /// back since it was written and its real age is unknown.
     Expired,
 }
 
 impl Login {
     pub fn freshness(&self, now: u64, margin: Duration) -> Freshness {
-        if now >= self.expires_at {
+        let longest = LOGIN_LIFETIME + CLOCK_SLACK;
+        if now >= self.expires_at || self.expires_at - now > longest.as_secs() {
             Freshness::Expired
         } else if now + margin.as_secs() >= self.expires_at {
             Freshness::Aging
@@ -91,6 +102,13 @@ impl Login {
             Freshness::Fresh
         }
     }
+}
+
+/// What the cache holds, for `doctor`: readable entries, and how many of them are expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    pub entries: usize,
+    pub expired: usize,
 }
 
 /// A cache directory that passed the safety checks (`PrivateDir`), used through what was checked.
@@ -116,7 +134,7 @@ impl Cache {
         match Cache::open(dir?) {
             Ok(cache) => Some(cache),
             Err(err) => {
-                debug!("WARNING: not using cache dir: {err}");
+                warn!("not using cache dir: {err}");
                 None
             }
         }
@@ -164,6 +182,58 @@ impl Cache {
             .collect()
     }
 
+    /// How many readable entries the cache holds at `now`, and how many of them cannot be
+    /// served (expired, or stale after the clock went back).
+    pub fn census(&self, now: u64) -> Census {
+        let entries = self.entries();
+        let expired = entries
+            .iter()
+            .filter(|(_, entry)| entry.login.freshness(now, Duration::ZERO) == Freshness::Expired)
+            .count();
+        Census {
+            entries: entries.len(),
+            expired,
+        }
+    }
+
+    /// Removes the entries that expired more than `KEEP_EXPIRED` before `now` (logins of access
+    /// keys long rotated away), each under its lock, lock file included. An entry whose lock is
+    /// held is left alone: its holder is about to replace it. Returns how many were removed.
+    pub fn remove_long_expired(&self, now: u64) -> usize {
+        let long_expired =
+            |entry: &Entry| now.saturating_sub(entry.login.expires_at) > KEEP_EXPIRED.as_secs();
+        let mut removed = 0;
+        for (slot, _) in self
+            .entries()
+            .into_iter()
+            .filter(|(_, entry)| long_expired(entry))
+        {
+            let locked = match slot.try_lock() {
+                Ok(Some(locked)) => locked,
+                Ok(None) => continue,
+                Err(err) => {
+                    debug!("not removing an expired entry: {err}");
+                    continue;
+                }
+            };
+            // Read again under the lock: another process may have replaced it meanwhile.
+            if !locked
+                .read_entry()
+                .is_some_and(|entry| long_expired(&entry))
+            {
+                continue;
+            }
+            match locked.remove_with_lock() {
+                Ok(()) => removed += 1,
+                Err(err) => debug!("cannot remove {}: {err}", self.path(&slot.file).display()),
+            }
+        }
+        if removed > 0 {
+            debug!("removed {removed} entries expired for over a day");
+        }
+        removed
+    }
+
     /// `name` in the cache directory, for messages.
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -192,21 +262,12 @@ impl Slot<'_> {
     /// finish. The OS drops the lock when its holder dies, however it dies.
     pub fn lock(&self, timeout: Duration) -> Result<Locked<'_>> {
         let path = self.cache.path(&self.lock);
-        let file = self
-            .cache
-            .dir
-            .open_file(&self.lock, Access::Lock)
-            .map_err(|err| Error::io("cannot open lock file", &path, err))?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         let mut logged = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(err)) => {
-                    return Err(Error::io("cannot lock", &path, err));
-                }
+        let file = loop {
+            if let Some(file) = self.lock_once()? {
+                break file;
             }
             if !logged {
                 debug!("waiting for lock {}", path.display());
@@ -220,8 +281,41 @@ impl Slot<'_> {
             }
             std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
             pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        Ok(self.locked(file))
+    }
+
+    /// Takes this entry's lock if it is free now, without waiting: `None` if another holds it.
+    pub fn try_lock(&self) -> Result<Option<Locked<'_>>> {
+        Ok(self.lock_once()?.map(|file| self.locked(file)))
+    }
+
+    /// One attempt at the lock: the locked file, or `None` if another process holds it. A lock
+    /// file unlinked by `remove_with_lock` while this process waited on it is no one's lock any
+    /// more: the attempt is made again on the file now at its name.
+    fn lock_once(&self) -> Result<Option<File>> {
+        let path = || self.cache.path(&self.lock);
+        loop {
+            let file = self
+                .cache
+                .dir
+                .open_file(&self.lock, Access::Lock)
+                .map_err(|err| Error::io("cannot open lock file", path(), err))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(err)) => {
+                    return Err(Error::io("cannot lock", path(), err));
+                }
+            }
+            if self.cache.dir.is_linked(&self.lock, &file) {
+                return Ok(Some(file));
+            }
         }
-        debug!("acquired lock {}", path.display());
+    }
+
+    fn locked(&self, file: File) -> Locked<'_> {
+        debug!("acquired lock {}", self.cache.path(&self.lock).display());
         // A temp file here was left by a holder that died mid-write: nobody else writes it.
         if let Err(err) = self.cache.dir.remove_file(&self.temp)
             && err.kind() != io::ErrorKind::NotFound
@@ -231,10 +325,10 @@ impl Slot<'_> {
                 self.cache.path(&self.temp).display()
             );
         }
-        Ok(Locked {
+        Locked {
             slot: self,
             _lock: file,
-        })
+        }
     }
 }
 
@@ -281,6 +375,23 @@ impl Locked<'_> {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => dir.sync(),
         }
+    }
+
+    /// Removes the entry and, on Unix, its lock file too, while holding that lock: a process
+    /// waiting on the unlinked file sees it is gone and locks the new one (`lock_once`).
+    /// Windows keeps the lock file: it cannot tell an unlinked file from a linked one. Not made
+    /// durable (no folder fsync): an expired entry back after a crash is removed again.
+    pub fn remove_with_lock(self) -> io::Result<()> {
+        let dir = &self.slot.cache.dir;
+        let names = [&self.slot.file, &self.slot.lock];
+        let names = if cfg!(unix) { &names[..] } else { &names[..1] };
+        for name in names {
+            match dir.remove_file(name) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -371,6 +482,114 @@ mod tests {
         assert_eq!(entry.freshness(9_999, margin), Freshness::Aging);
         assert_eq!(entry.freshness(10_000, margin), Freshness::Expired);
         assert_eq!(entry.freshness(99_999, margin), Freshness::Expired);
+    }
+
+    #[test]
+    fn an_expiry_beyond_any_login_life_is_stale() {
+        let longest = (LOGIN_LIFETIME + CLOCK_SLACK).as_secs();
+        let now = 1_800_000_000;
+        let margin = Duration::from_secs(600);
+        assert_eq!(
+            login(now + longest).freshness(now, margin),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            login(now + longest + 1).freshness(now, margin),
+            Freshness::Expired
+        );
+        assert_eq!(login(u64::MAX).freshness(now, margin), Freshness::Expired);
+        // Once the clock is back where it was, the same entry is fresh again.
+        assert_eq!(
+            login(now + longest + 1).freshness(now + 1, margin),
+            Freshness::Fresh
+        );
+    }
+
+    #[test]
+    fn removing_long_expired_entries_spares_the_recent_and_the_locked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = Cache::open(&dir).unwrap();
+        let now = 1_800_000_000;
+        let day = KEEP_EXPIRED.as_secs();
+        let key = |n: usize| IdentitySource {
+            key: format!("key {n}"),
+            description: String::new(),
+        };
+        let region = region("us-east-1");
+        // As `write_entry` leaves them, without its thousands of fsyncs.
+        let write = |n: usize, expires_at: u64| {
+            let slot = cache.login_slot(&region, &key(n));
+            let file = EntryFile {
+                format: FORMAT,
+                login: login(expires_at),
+                not_ours: BTreeMap::new(),
+            };
+            fs::write(cache.path(&slot.file), serde_json::to_vec(&file).unwrap()).unwrap();
+            fs::write(cache.path(&slot.lock), "").unwrap();
+        };
+        // A thousand, and their speed, are tests/suite/cache.rs's.
+        for n in 0..100 {
+            write(n, now - day - 1 - n as u64);
+        }
+        write(100, now - day); // expired exactly a day ago: kept
+        write(101, now + 60); // fresh: kept
+        write(102, now - 2 * day); // old, but its lock is held: kept
+        let stored = cache.stored_slot("old.example");
+        stored
+            .lock(Duration::ZERO)
+            .unwrap()
+            .write(&login(now - 2 * day))
+            .unwrap();
+        let held_slot = cache.login_slot(&region, &key(102));
+        let held = held_slot.lock(Duration::ZERO).unwrap();
+        assert_eq!(
+            cache.census(now),
+            Census {
+                entries: 104,
+                expired: 103
+            }
+        );
+
+        assert_eq!(cache.remove_long_expired(now), 101);
+        assert_eq!(
+            cache.census(now),
+            Census {
+                entries: 3,
+                expired: 2
+            }
+        );
+        let mut names = fs::read_dir(&dir)
+            .unwrap()
+            .map(|item| item.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+        names.sort();
+        assert_eq!(names.len(), 6, "three entries and their locks: {names:?}");
+        drop(held);
+        assert_eq!(cache.remove_long_expired(now), 1);
+        assert_eq!(cache.remove_long_expired(now), 0);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_lock_file_unlinked_by_its_holder_is_nobodys_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&tmp.path().join("cache")).unwrap();
+        let slot = cache.login_slot(&region("us-east-1"), &identity());
+        let holder = slot.lock(Duration::ZERO).unwrap();
+        holder.write(&login(5)).unwrap();
+        // Opened by a waiter before the holder unlinks it.
+        let waiter = cache.dir.open_file(&slot.lock, Access::Lock).unwrap();
+        assert!(cache.dir.is_linked(&slot.lock, &waiter));
+        holder.remove_with_lock().unwrap();
+        assert!(!cache.dir.is_linked(&slot.lock, &waiter));
+        // The next locker gets the file at the name, and excludes everyone else.
+        let next = slot.lock(Duration::ZERO).unwrap();
+        assert!(slot.try_lock().unwrap().is_none());
+        let again = cache.dir.open_file(&slot.lock, Access::Lock).unwrap();
+        assert!(cache.dir.is_linked(&slot.lock, &again));
+        assert!(!cache.dir.is_linked(&slot.lock, &waiter));
+        drop(next);
     }
 
     #[test]
@@ -492,7 +711,10 @@ mod tests {
         assert!(refusal(&link).ends_with("it is a symbolic link"));
 
         fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(refusal(&real).ends_with("it is writable by group or others"));
+        assert!(refusal(&real).ends_with(&format!(
+            "it is writable by group or others: fix it with `chmod 700 {}`",
+            real.display()
+        )));
 
         let file = tmp.path().join("file");
         fs::write(&file, "").unwrap();

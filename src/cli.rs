@@ -52,6 +52,9 @@ pub enum Command {
     /// Exit status 0 when no check failed, 1 otherwise. Network checks share a budget of 12 s.
     /// Never prints a secret.
     Doctor(DoctorArgs),
+    /// Print the shell completion script for bash, zsh, fish or powershell (the packages and
+    /// ./install put it where the shell finds it).
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +70,11 @@ pub struct ConfigureArgs {
     /// Print the changes to config.json and the helper's configuration without writing them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Add the credHelpers entry for this registry host without calling AWS (no credentials
+    /// needed, for logins made with `docker login`): 123456789012.dkr.ecr.us-east-1.amazonaws.com
+    #[arg(long = "registry", value_name = "HOST", value_parser = registry_host,
+          conflicts_with_all = ["regions", "profile"])]
+    pub registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +91,9 @@ pub struct RegisterArgs {
     /// AWS region of the service (default: the region of the current AWS profile).
     #[arg(long, value_name = "REGION")]
     pub region: Option<Region>,
+    /// AWS profile to use (its credentials, and its region when --region is not given).
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
     /// Print the whole containerImage object as JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +110,9 @@ pub struct PushArgs {
     /// AWS region of the service (default: the region of the current AWS profile).
     #[arg(long, value_name = "REGION")]
     pub region: Option<Region>,
+    /// AWS profile to use (its credentials, and its region when --region is not given).
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
     /// The container engine whose image to push, through its own command line.
     #[arg(long, value_enum, default_value_t = EngineKind::Docker)]
     pub engine: EngineKind,
@@ -106,10 +120,10 @@ pub struct PushArgs {
     #[arg(long, value_name = "CONTAINER")]
     pub deploy: Option<String>,
     /// With --deploy: return once Lightsail has accepted the deployment.
-    #[arg(long, requires = "deploy")]
+    #[arg(long)]
     pub no_wait: bool,
     /// With --deploy: how long to wait for the deployment to become ACTIVE.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600, requires = "deploy",
+    #[arg(long, value_name = "SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub wait_timeout: u64,
     /// No progress on stderr: only the registered image name on stdout, or an error.
@@ -140,6 +154,13 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
 fn profile_name(name: &str) -> Result<String, String> {
     if crate::bindings::valid_profile_name(name) {
         Ok(name.to_string())
@@ -148,6 +169,18 @@ fn profile_name(name: &str) -> Result<String, String> {
             "{:?} is not an AWS profile name (no spaces, brackets, '#' or ';')",
             crate::error::one_line(name)
         ))
+    }
+}
+
+/// `--registry HOST`: an ECR-shaped registry host, as Docker keys `credHelpers` (lower case,
+/// no scheme or path).
+fn registry_host(host: &str) -> Result<String, String> {
+    match crate::registry::Registry::parse(host) {
+        Some(registry) if registry.host == host.to_ascii_lowercase() => Ok(registry.host),
+        _ => Err(format!(
+            "{:?} is not an Amazon Lightsail registry host (like 123456789012.dkr.ecr.us-east-1.amazonaws.com, without https:// or a path)",
+            crate::error::one_line(host)
+        )),
     }
 }
 
@@ -160,8 +193,77 @@ pub fn parse() -> Cli {
     if let Some(command) = protocol_action(std::env::args_os().skip(1)) {
         return Cli { command };
     }
-    let matches = command().get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    let matches = command().get_matches_from(help_help(std::env::args_os()));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    if let Err(err) = check_push_options(&cli, &matches) {
+        err.exit();
+    }
+    cli
+}
+
+/// clap's `help` subcommand takes command names only, so `help --help` fails: asked for help
+/// about `help`, give `help help`, and `help push --help` is `help push`.
+fn help_help(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    if args.get(1).is_some_and(|arg| arg == "help") {
+        let before = args.len();
+        args.retain(|arg| arg != "--help" && arg != "-h");
+        if args.len() < before && args.len() == 2 {
+            args.push("help".into());
+        }
+    }
+    args
+}
+
+/// `--no-wait` and `--wait-timeout` only mean something with `--deploy`. Checked here rather
+/// than with clap's `requires`, whose usage line would list `--deploy` as if always required.
+fn check_push_options(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+    let Command::Push(args) = &cli.command else {
+        return Ok(());
+    };
+    if args.deploy.is_some() {
+        return Ok(());
+    }
+    let given = |id: &str| {
+        matches
+            .subcommand_matches("push")
+            .and_then(|push| push.value_source(id))
+            == Some(clap::parser::ValueSource::CommandLine)
+    };
+    let option = match (given("no_wait"), given("wait_timeout")) {
+        (true, _) => "--no-wait",
+        (false, true) => "--wait-timeout",
+        (false, false) => return Ok(()),
+    };
+    let mut push = command();
+    push.build();
+    let push = push
+        .find_subcommand_mut("push")
+        .expect("push is a subcommand");
+    Err(push.error(
+        clap::error::ErrorKind::MissingRequiredArgument,
+        format!(
+            "{option} is about the deployment: use it with --deploy CONTAINER, or leave it out"
+        ),
+    ))
+}
+
+/// Writes the completion script for `shell`, from the same command definition as `--help`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = command();
+    let name = command.get_name().to_string();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, &name, &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6 spells a hyphenated binary's subcommand states one way in the loop
+        // and another in the case labels, so nothing after a subcommand would complete
+        // (clap-rs/clap#6421): label them as the loop does. A no-op once clap_complete is fixed.
+        let labels = name.replace('-', "__subcmd__");
+        let state = name.replace('-', "__");
+        let text = String::from_utf8_lossy(&script).replace(&labels, &state);
+        return text.into_bytes();
+    }
+    script
 }
 
 /// Docker runs the helper with the action as its only argument. Those four lines skip building

@@ -105,6 +105,9 @@ pub struct AwsSettings {
     pub config_file: PathBuf,
     /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
     pub credentials_file: PathBuf,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (as aws-config reads them), by name and value: to
+    /// say where a bad region came from.
+    pub region_var: Option<(&'static str, String)>,
 }
 
 /// Where the AWS identity will come from, known without resolving any credentials. It keys the
@@ -256,6 +259,9 @@ impl AwsSettings {
                 && var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
             config_file: file(AWS_CONFIG_FILE_VAR, "config"),
             credentials_file: file(AWS_SHARED_CREDENTIALS_FILE_VAR, "credentials"),
+            region_var: ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find_map(|name| var(name).map(|value| (name, value))),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::docker_config::DockerConfig;
 use crate::error::{Error, Result};
 use crate::lightsail::{check_profile_exists, fetch_login, resolve_region};
 use crate::output::Output;
+use crate::registry::{Region, Registry};
 
 /// The suffix Docker appends to `docker-credential-` to find this binary.
 const HELPER_NAME: &str = "lightsail";
@@ -29,27 +30,17 @@ pub fn configure(
         }
         None => config,
     };
-    let regions = if args.regions.is_empty() {
-        vec![resolve_region(config, None)?]
+    let hosts = if args.registries.is_empty() {
+        login_hosts(config, args, now, output)?
     } else {
-        args.regions.clone()
+        // `--registry HOST`: the entry alone, no API call (cli.rs checked the host's shape).
+        args.registries
+            .iter()
+            .filter_map(|host| {
+                Registry::parse(host).map(|registry| (registry.region, host.clone()))
+            })
+            .collect()
     };
-    // Fetching the login both finds the registry host and warms the cache for the first push.
-    let cache = match config.cache_dir.as_deref().map(Cache::open) {
-        Some(Ok(cache)) => Some(cache),
-        Some(Err(err)) => {
-            output.note(format_args!("Note: not caching logins: {err}"));
-            None
-        }
-        None => None,
-    };
-    let mut hosts = Vec::new();
-    for region in &regions {
-        let login = region_login(config, cache.as_ref(), region, now, |r| {
-            fetch_login(config, r)
-        })?;
-        hosts.push((region, login.registry));
-    }
 
     let dir = config.docker_config_dir.as_deref().ok_or_else(|| {
         Error::DockerConfig(format!(
@@ -148,15 +139,66 @@ pub fn configure(
             "\nNote: docker-credential-{HELPER_NAME} is not on your PATH; Docker will not find it until it is.\n"
         ));
     }
-    for (region, host) in &hosts {
+    text.push_str(&next_steps(args, &hosts));
+    output.result(text.trim_end())
+}
+
+/// Logs in (with `--profile`'s profile, if given) in each region: that finds the registry
+/// hosts, and warms the cache for the first push.
+fn login_hosts(
+    config: &Config,
+    args: &ConfigureArgs,
+    now: u64,
+    output: &mut Output,
+) -> Result<Vec<(Region, String)>> {
+    let regions = if args.regions.is_empty() {
+        vec![resolve_region(config, None)?]
+    } else {
+        args.regions.clone()
+    };
+    let cache = match config.cache_dir.as_deref().map(Cache::open) {
+        Some(Ok(cache)) => Some(cache),
+        Some(Err(err)) => {
+            output.note(format_args!("Note: not caching logins: {err}"));
+            None
+        }
+        None => None,
+    };
+    let mut hosts = Vec::new();
+    for region in regions {
+        let login = region_login(config, cache.as_ref(), &region, now, |r| {
+            fetch_login(config, r)
+        })?;
+        hosts.push((region, login.registry));
+    }
+    Ok(hosts)
+}
+
+/// What to run next: the README's `push` (with the same `--profile`), or for `--registry`,
+/// where there may be no AWS credentials, the `docker login` the helper keeps.
+fn next_steps(args: &ConfigureArgs, hosts: &[(Region, String)]) -> String {
+    let mut text = String::new();
+    if !args.registries.is_empty() {
+        for (region, host) in hosts {
+            text.push_str(&format!(
+                "\nTo log in to {host} (the helper keeps the login for its 12 hours):\n  \
+                 aws lightsail create-container-service-registry-login --region {region} --query registryLogin.password --output text | docker login -u AWS --password-stdin {host}\n"
+            ));
+        }
+        return text;
+    }
+    let profile = args
+        .profile
+        .as_ref()
+        .map(|profile| format!(" --profile {profile}"))
+        .unwrap_or_default();
+    for (region, _) in hosts {
         text.push_str(&format!(
             "\nTo push an image to your Lightsail container service in {region}:\n  \
-             docker tag IMAGE {host}/sr:TAG\n  \
-             docker push {host}/sr:TAG\n  \
-             docker-credential-{HELPER_NAME} register --region {region} --service SERVICE --label LABEL --digest <digest that docker push printed>\n"
+             docker-credential-{HELPER_NAME} push --region {region}{profile} --service SERVICE --label LABEL IMAGE\n"
         ));
     }
-    output.result(text.trim_end())
+    text
 }
 
 fn on_path(config: &Config) -> bool {

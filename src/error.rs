@@ -61,6 +61,11 @@ pub enum Error {
     },
     #[error("{0:?} is not an AWS region name (like us-east-1)")]
     InvalidRegion(String),
+    /// A region from the environment or a profile: `from` says which, so the user can fix it there.
+    #[error(
+        "{value:?} ({from}) is not an AWS region name (like us-east-1): correct it there, or pass --region"
+    )]
+    InvalidRegionFrom { value: String, from: String },
     #[error("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")]
     NoRegion,
     #[error(
@@ -282,6 +287,12 @@ pub enum Error {
     ConfigFileRefused { path: PathBuf, reason: String },
     #[error("cannot use {}: {reason}; fix it or remove it", .path.display())]
     ConfigFileInvalid { path: PathBuf, reason: String },
+
+    // ---- the clock --------------------------------------------------------------------------------
+    #[error(
+        "the system clock reads a date before 1970: set the date and time (or enable NTP), then try again"
+    )]
+    ClockBeforeEpoch,
 }
 
 /// Which setting named a CA bundle, for messages.

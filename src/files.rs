@@ -32,10 +32,31 @@ pub fn refusal(metadata: &Metadata, kind: Kind) -> Option<&'static str> {
             return Some("it is owned by another user");
         }
         if metadata.mode() & 0o022 != 0 {
-            return Some("it is writable by group or others");
+            return Some(WRITABLE);
         }
     }
     None
+}
+
+/// `refusal` for `path`, with the command that fixes a mode that lets others write it.
+pub fn refusal_at(metadata: &Metadata, kind: Kind, path: &Path) -> Option<String> {
+    let reason = refusal(metadata, kind)?;
+    Some(if reason == WRITABLE {
+        writable(path, kind)
+    } else {
+        reason.to_string()
+    })
+}
+
+const WRITABLE: &str = "it is writable by group or others";
+
+/// The refusal of a `path` others can write, naming the fix.
+pub fn writable(path: &Path, kind: Kind) -> String {
+    let mode = match kind {
+        Kind::Directory => 700,
+        Kind::File => 600,
+    };
+    format!("{WRITABLE}: fix it with `chmod {mode} {}`", path.display())
 }
 
 /// Replaces `target` with `bytes`, atomically and durably: a new temp file beside it (created

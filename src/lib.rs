@@ -76,7 +76,7 @@ pub fn run(
         Command::Version => return human(stdout, stderr, |_, output| output.result(VERSION)),
         Command::Configure(args) => {
             return human(stdout, stderr, |config, output| {
-                configure::configure(config, &args, now, output)
+                configure::configure(config, &args, now?, output)
             });
         }
         Command::Register(args) => {
@@ -86,14 +86,19 @@ pub fn run(
         }
         Command::Push(args) => {
             return human(stdout, stderr, |config, output| {
-                push::push(config, &args, now, output)
+                push::push(config, &args, now?, output)
+            });
+        }
+        Command::Completions(args) => {
+            return human(stdout, stderr, |_, output| {
+                output.raw(&cli::completions(args.shell))
             });
         }
         Command::Doctor(args) => {
             // Exit 1 when a check failed: the checks themselves are the result, on stdout.
             let mut output = Output::new(stdout, stderr);
             return match load_config()
-                .and_then(|config| doctor::doctor(&config, &args, now, &mut output))
+                .and_then(|config| doctor::doctor(&config, &args, now?, &mut output))
             {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
@@ -102,7 +107,7 @@ pub fn run(
         }
     };
     let result =
-        load_config().and_then(|config| protocol::handle(action, &config, now, stdin, stdout));
+        load_config().and_then(|config| protocol::handle(action, &config, now?, stdin, stdout));
     protocol::finish(result, stdout)
 }
 
@@ -126,8 +131,34 @@ fn load_config() -> Result<Config> {
 }
 
 /// The clock, read once per run: every decision takes it as `now`.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+fn unix_now() -> Result<u64> {
+    unix_seconds(SystemTime::now())
+}
+
+/// A clock before 1970 is broken, not "time 0": that would make every cached login look
+/// fresh forever.
+fn unix_seconds(time: SystemTime) -> Result<u64> {
+    time.duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .map_err(|_| error::Error::ClockBeforeEpoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_clock_before_1970_is_an_error_not_time_zero() {
+        assert_eq!(unix_seconds(UNIX_EPOCH).unwrap(), 0);
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH + Duration::from_secs(1_800_000_000)).unwrap(),
+            1_800_000_000
+        );
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert!(matches!(
+            unix_seconds(before),
+            Err(error::Error::ClockBeforeEpoch)
+        ));
+    }
 }

@@ -88,7 +88,24 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
             .region()
             .map(|region| region.to_string()))
     })?;
-    Region::parse(&found.ok_or(Error::NoRegion)?)
+    let found = found.ok_or(Error::NoRegion)?;
+    Region::parse(&found).map_err(|_| Error::InvalidRegionFrom {
+        value: crate::error::one_line(&found),
+        from: region_source(config, &found),
+    })
+}
+
+/// Which setting gave aws-config `region`: the variable, if it holds that value, else the
+/// profile (aws-config reads the variables first).
+fn region_source(config: &Config, region: &str) -> String {
+    match &config.aws.region_var {
+        Some((name, value)) if value.trim() == region.trim() => (*name).to_string(),
+        _ => format!(
+            "region of AWS profile '{}' in {}",
+            config.profile_name(),
+            config.aws.config_file.display()
+        ),
+    }
 }
 
 fn api_timeout(region: &Region, config: &Config) -> Error {

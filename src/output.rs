@@ -1,6 +1,7 @@
-//! What the human commands (`configure`, `register`, `push`, `version`) print: results on stdout, notes
-//! and errors on stderr, an error as one `error: <line>` with exit code 1, so that a script reading
-//! `register --json` never parses an error. Protocol actions print through `protocol.rs` instead.
+//! What the human commands (`configure`, `register`, `push`, `completions`, `version`) print:
+//! results on stdout, notes and errors on stderr, an error as one `error: <line>` with exit code
+//! 1, so that a script reading `register --json` never parses an error. Protocol actions print
+//! through `protocol.rs` instead.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -22,6 +23,14 @@ impl<'a> Output<'a> {
     /// The command's result, on stdout, ending with a newline.
     pub fn result(&mut self, text: impl Display) -> Result<()> {
         writeln!(self.stdout, "{text}")
+            .and_then(|()| self.stdout.flush())
+            .map_err(Error::stdout)
+    }
+
+    /// A result that is a whole file (a completion script), on stdout as it is.
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stdout
+            .write_all(bytes)
             .and_then(|()| self.stdout.flush())
             .map_err(Error::stdout)
     }

@@ -67,6 +67,12 @@ impl PrivateDir {
     pub fn names(&self) -> Vec<String> {
         platform::names(self)
     }
+
+    /// Whether `file` (opened from `name`) is still the file at `name`: false once another
+    /// process unlinked or replaced it.
+    pub fn is_linked(&self, name: &str, file: &File) -> bool {
+        platform::is_linked(self, name, file)
+    }
 }
 
 #[cfg(unix)]
@@ -119,7 +125,7 @@ mod platform {
         }
         let mode = stat.st_mode & 0o777;
         if mode & 0o022 != 0 {
-            return Err("it is writable by group or others".into());
+            return Err(crate::files::writable(path, crate::files::Kind::Directory));
         }
         if mode & 0o044 != 0 {
             return Err(format!(
@@ -162,6 +168,18 @@ mod platform {
 
     pub fn sync(dir: &PrivateDir) -> io::Result<()> {
         Ok(rustix::fs::fsync(&dir.handle)?)
+    }
+
+    /// Compared by device and inode; a failure to tell counts as linked (the old behaviour).
+    pub fn is_linked(dir: &PrivateDir, name: &str, file: &File) -> bool {
+        let Ok(opened) = rustix::fs::fstat(file) else {
+            return true;
+        };
+        match rustix::fs::statat(&dir.handle, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) => now.st_dev == opened.st_dev && now.st_ino == opened.st_ino,
+            Err(rustix::io::Errno::NOENT) => false,
+            Err(_) => true,
+        }
     }
 
     pub fn names(dir: &PrivateDir) -> Vec<String> {
@@ -217,6 +235,11 @@ mod platform {
 
     pub fn rename(dir: &PrivateDir, from: &str, to: &str) -> io::Result<()> {
         fs::rename(dir.path.join(from), dir.path.join(to))
+    }
+
+    /// Lock files are never unlinked on Windows (see `cache::Locked::remove_with_lock`).
+    pub fn is_linked(_: &PrivateDir, _: &str, _: &File) -> bool {
+        true
     }
 
     /// Windows cannot flush a directory; the file itself was flushed before the rename.

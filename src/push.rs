@@ -20,7 +20,7 @@ use crate::engine::{Engine, PLATFORM};
 use crate::error::{Error, Result, one_line};
 use crate::lightsail::{Service, Session, resolve_region};
 use crate::output::Output;
-use crate::register::check_name;
+use crate::register::{check_name, with_profile};
 
 /// Polls of a deployment start this far apart and slow down to `MAX_POLL`.
 const FIRST_POLL: Duration = Duration::from_secs(1);
@@ -34,6 +34,7 @@ pub fn push(config: &Config, args: &PushArgs, now: u64, output: &mut Output) -> 
     if let Some(container) = &args.deploy {
         check_name("container name", container, 53)?;
     }
+    let config = &*with_profile(config, args.profile.as_deref())?;
     let quiet = args.quiet;
 
     let engine = Engine::find(args.engine, config)?;

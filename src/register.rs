@@ -1,15 +1,18 @@
 //! `register`: tells a container service about an image pushed to its registry.
 
+use std::borrow::Cow;
+
 use crate::cli::RegisterArgs;
 use crate::config::Config;
 use crate::error::{Error, Result, one_line};
-use crate::lightsail::{register_image, resolve_region};
+use crate::lightsail::{check_profile_exists, register_image, resolve_region};
 use crate::output::Output;
 
 pub fn register(config: &Config, args: &RegisterArgs, output: &mut Output) -> Result<()> {
     check_name("service name", &args.service, 63)?;
     check_name("label", &args.label, 53)?;
     check_digest(&args.digest)?;
+    let config = &*with_profile(config, args.profile.as_deref())?;
     let region = resolve_region(config, args.region.as_ref())?;
     let image = register_image(config, &region, &args.service, &args.label, &args.digest)?;
     if args.json {
@@ -18,6 +21,21 @@ pub fn register(config: &Config, args: &RegisterArgs, output: &mut Output) -> Re
         output.result(json)
     } else {
         output.result(image.image)
+    }
+}
+
+/// `--profile NAME`: that profile alone signs the calls and gives the default region, as for
+/// `configure --profile` (a profile in neither AWS file is an error before any call).
+pub(crate) fn with_profile<'a>(
+    config: &'a Config,
+    profile: Option<&str>,
+) -> Result<Cow<'a, Config>> {
+    match profile {
+        Some(profile) => {
+            check_profile_exists(config, profile)?;
+            Ok(Cow::Owned(config.bound_to(profile, None)))
+        }
+        None => Ok(Cow::Borrowed(config)),
     }
 }
 

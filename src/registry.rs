@@ -11,7 +11,7 @@ use crate::error::{Error, Result, one_line};
 /// An ECR-shaped registry host and the region it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
-    /// Lowercase host name, without scheme, port or path.
+    /// Lowercase host name, without scheme, port or path: `host:443` is `host`.
     pub host: String,
     pub region: Region,
 }
@@ -61,13 +61,19 @@ const DOMAINS: &[&str] = &[
 
 impl Registry {
     /// Parses what Docker passes as a server URL: `host`, `https://host`, `host/`, `host/sr`…
-    /// Returns `None` for anything that is not an ECR-shaped host.
+    /// and `host:443` (nerdctl asks that way first): the registry listens on HTTPS's own port,
+    /// so any other port is another server. Returns `None` for anything that is not an
+    /// ECR-shaped host.
     pub fn parse(server_url: &str) -> Option<Registry> {
         let url = server_url.trim();
         let rest = strip_prefix_ignore_case(url, "https://")
             .or_else(|| strip_prefix_ignore_case(url, "http://"))
             .unwrap_or(url);
-        let host = rest.split('/').next()?.to_ascii_lowercase();
+        let authority = rest.split('/').next()?;
+        let host = authority
+            .strip_suffix(":443")
+            .unwrap_or(authority)
+            .to_ascii_lowercase();
         let region = Region(ecr_region(&host)?.to_string());
         Some(Registry { host, region })
     }
@@ -122,6 +128,10 @@ mod tests {
             format!("{HOST}\n"),
             format!("  {HOST}\r\n"),
             HOST.to_uppercase(),
+            format!("{HOST}:443"),
+            format!("https://{HOST}:443"),
+            format!("https://{HOST}:443/v2/"),
+            format!("{}:443", HOST.to_uppercase()),
         ] {
             let registry = Registry::parse(&input).unwrap_or_else(|| panic!("{input:?}"));
             assert_eq!(registry.host, HOST, "{input:?}");
@@ -185,7 +195,13 @@ mod tests {
             "12345678901.dkr.ecr.us-east-1.amazonaws.com",
             "1234567890123.dkr.ecr.us-east-1.amazonaws.com",
             "12345678901a.dkr.ecr.us-east-1.amazonaws.com",
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com:443",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:80",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:4443",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:0443",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:443:443",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:",
+            "https://123456789012.dkr.ecr.us-east-1.amazonaws.com:8443/",
             "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example",
             "123456789012.dkr.ecr.us-east-1.example.com",
             "123456789012.ecr.us-east-1.amazonaws.com",

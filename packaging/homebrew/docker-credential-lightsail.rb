@@ -16,6 +16,8 @@ class DockerCredentialLightsail < Formula
   def install
     system "cargo", "install", *std_cargo_args
     man1.install "packaging/docker-credential-lightsail.1"
+    # Runs `docker-credential-lightsail completions bash|zsh|fish` into Homebrew's places.
+    generate_completions_from_executable(bin/"docker-credential-lightsail", "completions")
   end
 
   def caveats

@@ -21,7 +21,12 @@ set -euo pipefail
 
 readonly REGION=us-east-1
 readonly HOST=123456789012.dkr.ecr.$REGION.amazonaws.com
-readonly PASSWORD=LSPW-e2e-fixed-registry-password
+# ECR-shaped, as real registry passwords are: base64 of JSON saying when it expires (6 h from
+# now). The helper serves a `docker login` of such a password until then; one of unknown age gives
+# way to the account's own login.
+PASSWORD=$(printf '{"payload":"LSPW-e2e-fixed-registry-password","expiration":%d}' \
+    "$(($(date +%s) + 6 * 3600))" | base64 -w0)
+readonly PASSWORD
 readonly TAG=e2e-1
 readonly CMD_TIMEOUT=30 # seconds, for every client command
 readonly RUN_TIMEOUT=100 # seconds, for the whole run

@@ -216,13 +216,16 @@ fi
 
 # ---- store, get, list, erase --------------------------------------------------------------------
 
-INPUT="{\"ServerURL\":\"https://$HOST\",\"Username\":\"AWS\",\"Secret\":\"typed\"}" helper store store
-check "store {\"ServerURL\":\"https://$HOST\",...,\"Secret\":\"typed\"} succeeds silently" \
+# ECR-shaped, as a real registry password is (base64 of JSON with its expiry, an hour ahead): the
+# helper serves it until then without asking the account; one of unknown age would give way.
+typed=$(printf '{"payload":"typed","expiration":%d}' "$(($(date +%s) + 3600))" | base64 -w0)
+INPUT="{\"ServerURL\":\"https://$HOST\",\"Username\":\"AWS\",\"Secret\":\"$typed\"}" helper store store
+check "store {\"ServerURL\":\"https://$HOST\",...,\"Secret\":\"(typed)\"} succeeds silently" \
     eval 'succeeded && [ ! -s "$out" ]'
 calls_before=$(login_calls)
 INPUT=$HOST helper get-stored get
-check "get then returns the stored secret \"typed\", with no API call" \
-    eval 'succeeded && credentials "$out" typed && [ "$(login_calls)" = "$calls_before" ]'
+check "get then returns the stored secret (typed), with no API call" \
+    eval 'succeeded && credentials "$out" "$typed" && [ "$(login_calls)" = "$calls_before" ]'
 lists_host() {
     json "$out" "$HOST" <<'EOF'
 import json, sys

@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::support::fake_lightsail::DEFAULT_EXPIRES_IN;
-use crate::support::{TestEnv, cache_contents, snapshot};
+use crate::support::{TestEnv, cache_contents, snapshot, unix_now};
 
 const REGION: &str = "us-east-1";
 
@@ -29,9 +29,14 @@ fn login_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Rewrites the one fetched login in `dir` as long expired.
 fn expire_the_cached_login(dir: &Path) {
+    set_expiry_of_the_cached_login(dir, 1_000_000_000);
+}
+
+/// Rewrites the one fetched login in `dir` to expire at `expires_at`.
+fn set_expiry_of_the_cached_login(dir: &Path, expires_at: u64) {
     let file = login_files(dir).remove(0);
     let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
-    entry["login"]["expires_at"] = serde_json::json!(1_000_000_000);
+    entry["login"]["expires_at"] = serde_json::json!(expires_at);
     fs::write(&file, serde_json::to_vec(&entry).unwrap()).unwrap();
 }
 
@@ -320,8 +325,9 @@ fn a_failed_fetch_leaves_the_cache_as_it_was() {
     let host = env.registry_host(REGION);
     env.fake.set_expires_in(600);
     env.run(&["get"], &host).credentials();
-    // Make the entry expired, so the failure cannot be hidden by the fallback.
-    expire_the_cached_login(&env.cache_dir());
+    // Make the entry expired, so the failure cannot be hidden by the fallback (a minute ago:
+    // one expired for over a day would be removed by the miss, as it should).
+    set_expiry_of_the_cached_login(&env.cache_dir(), unix_now() - 60);
     let before = cache_contents(&env.cache_dir());
 
     env.fake
@@ -369,4 +375,95 @@ fn after_an_account_switch_behind_the_same_profile_the_new_registry_works_at_onc
     assert!(env.run(&["erase"], &staging).success());
     env.run(&["get"], &staging);
     assert_eq!(env.fake.login_calls(), 4);
+}
+
+#[test]
+fn a_login_expiring_further_ahead_than_any_login_lives_means_the_clock_went_back() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    let first = env.run(&["get"], &host).credentials();
+    // Written while the clock read an hour and a half ahead: 13.5 h left by today's clock.
+    let from_the_future = unix_now() + 13 * 3600 + 1800;
+    set_expiry_of_the_cached_login(&env.cache_dir(), from_the_future);
+    let second = env.run(&["get"], &host).credentials();
+    assert_ne!(second.secret, first.secret, "stale: fetched anew");
+    assert_eq!(env.fake.login_calls(), 2);
+    assert_eq!(env.run(&["get"], &host).credentials(), second);
+    assert_eq!(env.fake.login_calls(), 2, "the new one is believed");
+
+    // Stale is not "unexpired": with the API down it is not served either.
+    set_expiry_of_the_cached_login(&env.cache_dir(), from_the_future);
+    env.fake.fail_next(3, 500, "ServiceException", "down");
+    let out = env.run(&["get"], &host);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.starts_with("Lightsail in us-east-1 refused"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_miss_removes_a_thousand_long_expired_entries_and_list_and_erase_stay_fast() {
+    let env = TestEnv::new();
+    let host = env.registry_host(REGION);
+    env.run(&["get"], &host).credentials();
+    let dir = env.cache_dir();
+    let current = login_files(&dir).remove(0);
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&fs::read(&current).unwrap()).unwrap();
+    // Logins of access keys rotated away long ago (CI with a new key a day), and one that
+    // expired an hour ago: kept a day, for the record.
+    let mut write = |name: &str, expires_at: u64| {
+        entry["login"]["expires_at"] = serde_json::json!(expires_at);
+        fs::write(dir.join(format!("{name}.json")), entry.to_string()).unwrap();
+        fs::write(dir.join(format!("{name}.lock")), "").unwrap();
+    };
+    let now = unix_now();
+    for n in 0..1_000u64 {
+        write(
+            &format!("login-{REGION}-{n:016x}"),
+            now - 2 * 86_400 - n * 60,
+        );
+    }
+    write(&format!("login-{REGION}-recent0000000000"), now - 3_600);
+    assert_eq!(login_files(&dir).len(), 1_002);
+
+    let timed = |args: &[&str], stdin: &str| {
+        let started = std::time::Instant::now();
+        let out = env.run(args, stdin);
+        (out, started.elapsed())
+    };
+    let (list, list_took) = timed(&["list"], "");
+    assert_eq!(list.stdout, format!("{{\"{host}\":\"AWS\"}}\n"));
+    let own_ecr = "999988887777.dkr.ecr.us-east-1.amazonaws.com";
+    let (erase, erase_took) = timed(&["erase"], own_ecr);
+    assert!(erase.success(), "{erase:?}");
+    // A hit leaves them alone.
+    env.run(&["get"], &host).credentials();
+    assert_eq!(login_files(&dir).len(), 1_002);
+
+    // A miss (a host asked about for the first time) removes the long-expired ones.
+    let (miss, miss_took) = timed(&["get"], own_ecr);
+    assert_eq!(miss.stdout, "credentials not found in native keychain\n");
+    assert_eq!(env.fake.login_calls(), 2);
+    let left: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|item| item.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(login_files(&dir).len(), 2, "{left:?}");
+    assert_eq!(left.len(), 4, "the two entries and their locks: {left:?}");
+    assert!(
+        dir.join(format!("login-{REGION}-recent0000000000.json"))
+            .exists()
+    );
+    let (after, after_took) = timed(&["list"], "");
+    assert_eq!(after.stdout, list.stdout);
+    println!(
+        "figures: with 1000 long-expired entries: list {:.1} ms, erase {:.1} ms, the miss that removed them {:.1} ms; list after {:.1} ms",
+        list_took.as_secs_f64() * 1e3,
+        erase_took.as_secs_f64() * 1e3,
+        miss_took.as_secs_f64() * 1e3,
+        after_took.as_secs_f64() * 1e3,
+    );
 }

@@ -26,7 +26,9 @@ fn configure_takes_the_region_of_the_environment_or_says_there_is_none() {
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["credHelpers"][&host], "lightsail");
     assert!(
-        out.stdout.contains(&format!("docker push {host}/sr:TAG")),
+        out.stdout.contains(
+            "docker-credential-lightsail push --region eu-west-2 --service SERVICE --label LABEL IMAGE"
+        ),
         "{}",
         out.stdout
     );

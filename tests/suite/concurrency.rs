@@ -117,3 +117,27 @@ fn different_regions_do_not_wait_for_each_other() {
         env.registry_host("eu-west-1")
     );
 }
+
+#[test]
+fn configure_waits_for_a_held_lock_then_answers_from_the_unexpired_login_as_get_does() {
+    let mut env = TestEnv::new();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT", "1");
+    let host = env.registry_host(REGION);
+    // Ten minutes left: inside the refresh margin, so the next `get` refreshes it, under the lock.
+    env.fake.set_expires_in(600);
+    let aging = env.run(&["get"], &host).credentials();
+    env.fake.hold_calls();
+    let holder = env.spawn(&["get"], &host);
+    assert!(env.fake.wait_for_calls(LOGIN, 2, EVENT_TIMEOUT));
+
+    // The lock stays held past the lock timeout: the unexpired login answers, as for `get`.
+    let configure = env.run(&["configure", "--region", REGION], "");
+    assert!(configure.success(), "{configure:?}");
+    let config = std::fs::read_to_string(env.docker_config_dir().join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["credHelpers"][&host], "lightsail");
+    assert_eq!(env.fake.login_calls(), 2, "no call of its own");
+
+    env.fake.release();
+    assert_ne!(env.wait(holder).credentials(), aging);
+}

@@ -26,8 +26,16 @@ const REGION: &str = "us-east-1";
 const BOUND: Duration = Duration::from_secs(20);
 /// The uid (and gid) of "another user".
 const NOBODY: u32 = 65534;
-/// A secret planted by "someone else": it must never be served.
-const PLANTED: &str = "PLANTED-BY-SOMEONE-ELSE-0001";
+/// A secret planted by "someone else": it must never be served. ECR-shaped (base64 of JSON with
+/// its `expiration`, 6 h ahead) as a real registry password is, so that a stored entry holding it
+/// would be served at once, without asking the account first.
+static PLANTED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let json = format!(
+        r#"{{"payload":"PLANTED-BY-SOMEONE-ELSE-0001","expiration":{}}}"#,
+        crate::support::unix_now() + 6 * 3600
+    );
+    aws_smithy_types::base64::encode(json)
+});
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -62,7 +70,7 @@ fn assert_served_from_api(env: &TestEnv, output: &RunOutput, calls: usize) {
         Some(&credentials.secret),
         "not the newest API password"
     );
-    assert_ne!(credentials.secret, PLANTED);
+    assert_ne!(credentials.secret, *PLANTED);
     assert_eq!(env.fake.login_calls(), calls, "login API calls");
 }
 
@@ -108,7 +116,7 @@ impl RealEntry {
     /// the PLANTED secret: served if the helper ever read it.
     fn planted(&self) -> String {
         assert!(self.contents.contains(&self.secret));
-        self.contents.replace(&self.secret, PLANTED)
+        self.contents.replace(&self.secret, &PLANTED)
     }
 }
 
@@ -325,13 +333,13 @@ fn control_a_planted_entry_in_our_own_cache_is_served() {
     fs::write(env.cache_dir().join(&real.name), real.planted()).unwrap();
     let stored = format!("stored-{}.json", env.registry_host(REGION));
     let output = get(&env);
-    assert_eq!(output.credentials().secret, PLANTED);
+    assert_eq!(output.credentials().secret, *PLANTED);
     assert_eq!(env.fake.login_calls(), 1);
     // And as a stored entry (what `docker login` keeps) too.
     fs::remove_file(env.cache_dir().join(&real.name)).unwrap();
     fs::write(env.cache_dir().join(&stored), real.planted()).unwrap();
     let output = get(&env);
-    assert_eq!(output.credentials().secret, PLANTED);
+    assert_eq!(output.credentials().secret, *PLANTED);
     assert_eq!(env.fake.login_calls(), 1);
 }
 

@@ -14,6 +14,7 @@ mod cache;
 mod commands;
 mod concurrency;
 mod doctor;
+mod edges;
 mod failures;
 mod fake_selftest;
 mod hostile_env;

@@ -212,8 +212,11 @@ fn exit_status_section(roff: &mut Roff) {
     roff.control("TP", []);
     roff.text([bold("1")]);
     roff.text([roman(
-        "Failure; the message is printed on standard output, as Docker's protocol has it \
-         (for example \"credentials not found in native keychain\").",
+        "Failure. The commands for people (configure, register, push, completions, version) \
+         print it as one \"error: ...\" line on standard error, so that their standard output \
+         holds results only. Docker's actions (get, store, erase, list) print it on standard \
+         output, as the protocol has it (for example \"credentials not found in native \
+         keychain\"), and nothing on standard error.",
     )]);
     roff.control("TP", []);
     roff.text([bold("2")]);
@@ -251,6 +254,24 @@ fn examples_section(roff: &mut Roff) {
         roff,
         &["echo 123456789012.dkr.ecr.us-east-1.amazonaws.com | docker-credential-lightsail get"],
     );
+    roff.text([roman(
+        "Push a local image to the registry of the container service hello, register it, and \
+         deploy it as the image of its container web:",
+    )]);
+    example(roff, &[PUSH_EXAMPLE]);
+    roff.text([roman(
+        "When docker push says \"no basic auth credentials\" or \"denied\", find out why:",
+    )]);
+    example(roff, &[DOCTOR_EXAMPLE]);
+    roff.text([roman(
+        "Tab completion for bash (the packages install it; zsh, fish and powershell work too):",
+    )]);
+    example(
+        roff,
+        &[
+            "docker-credential-lightsail completions bash > ~/.local/share/bash-completion/completions/docker-credential-lightsail",
+        ],
+    );
     roff.text([roman("Register a pushed image with a container service:")]);
     example(
         roff,
@@ -260,6 +281,10 @@ fn examples_section(roff: &mut Roff) {
         ],
     );
 }
+
+/// The README's `push --deploy` example, which the page repeats.
+const PUSH_EXAMPLE: &str = "docker-credential-lightsail push --region us-east-1 --service hello --label web --deploy web my-app:latest";
+const DOCTOR_EXAMPLE: &str = "docker-credential-lightsail doctor";
 
 fn example(roff: &mut Roff, lines: &[&str]) {
     roff.control("PP", []);
@@ -487,4 +512,39 @@ fn man_page_and_help_name_the_same_environment_variables() {
         mentioned_in_man, mentioned_in_help,
         "variables named in the man page's ENVIRONMENT vs in --help"
     );
+}
+
+/// EXIT STATUS tells the two kinds of command apart, and EXAMPLES show `push` (as the README
+/// has it, and as the binary parses it) and `doctor`.
+#[test]
+fn man_page_exit_status_and_examples_are_right() {
+    let text = man_text(Path::new(PAGE));
+    let status = man_section(&text, "EXIT STATUS").join(" ");
+    let status = status.split_whitespace().collect::<Vec<_>>().join(" ");
+    for says in [
+        "The commands for people (configure, register, push, completions, version) print it as one \"error: ...\" line on standard error",
+        "Docker's actions (get, store, erase, list) print it on standard output",
+    ] {
+        assert!(
+            status.contains(says),
+            "EXIT STATUS does not say {says:?}:\n{status}"
+        );
+    }
+    let examples = man_section(&text, "EXAMPLES")
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>();
+    for example in [PUSH_EXAMPLE, DOCTOR_EXAMPLE] {
+        assert!(examples.contains(&example), "EXAMPLES lack {example}");
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(PUSH_EXAMPLE),
+        "the README's push example changed"
+    );
+    let words = PUSH_EXAMPLE.split_whitespace();
+    if let Err(err) = cli::command().try_get_matches_from(words) {
+        panic!("the push example does not parse: {err}");
+    }
 }

@@ -191,7 +191,10 @@ fn the_configuration_file_gets_the_caches_defences() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     assert_get_fails(
         &env.run(&["get"], &staging),
-        &refused("it is writable by group or others"),
+        &refused(&format!(
+            "it is writable by group or others: fix it with `chmod 600 {}`",
+            path.display()
+        )),
     );
     // A host that is not a registry host never reads the file.
     assert_get_fails(

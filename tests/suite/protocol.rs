@@ -2,7 +2,7 @@
 //! exact output and error strings, which hosts are ours, store / erase / list.
 
 use crate::man_page::help_entries;
-use crate::support::TestEnv;
+use crate::support::{TestEnv, unix_now};
 
 const NOT_FOUND: &str = "credentials not found in native keychain\n";
 
@@ -33,6 +33,7 @@ fn version_help_and_usage() {
         "register",
         "push",
         "doctor",
+        "completions",
         "help",
     ];
     assert_eq!(
@@ -59,6 +60,11 @@ fn get_answers_every_form_of_the_host_with_exact_json() {
         format!("{host}/"),
         format!("{host}/sr"),
         format!("  https://{host}/sr\r\n"),
+        // nerdctl asks with HTTPS's port first: the same registry, and the answer names what
+        // was asked (Docker's client library keeps its own ServerURL anyway).
+        format!("{host}:443"),
+        format!("https://{host}:443"),
+        format!("https://{host}:443/v2/"),
     ] {
         let out = env.run(&["get"], &input);
         let creds = out.credentials();
@@ -86,6 +92,9 @@ fn foreign_hosts_are_not_found_without_aws_config_or_api_call() {
         "ghcr.io",
         "localhost:5000",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com.example.com",
+        // Any port but HTTPS's own is another server.
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000",
+        "https://123456789012.dkr.ecr.us-east-1.amazonaws.com:80/",
     ] {
         let out = env.run(&["get"], host);
         assert_eq!(out.code, Some(1), "{host}");
@@ -273,4 +282,62 @@ fn closed_stdin_and_closed_stdout_do_not_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     assert_eq!(env.fake.login_calls(), 1);
+}
+
+/// An ECR-shaped registry password: base64 of JSON saying when it expires (the shape the
+/// helper reads; see `password_expiry` in src/actions.rs for the public sources).
+fn ecr_password(expiration: u64) -> String {
+    let json = format!(
+        r#"{{"payload":"opaque","datakey":"opaque","version":"2","type":"DATA_KEY","expiration":{expiration}}}"#
+    );
+    aws_smithy_types::base64::encode(json)
+}
+
+#[test]
+fn a_docker_login_never_outlives_its_password_nor_shadows_the_accounts_login() {
+    let env = TestEnv::new();
+    let host = env.registry_host("us-east-1");
+    let store = |secret: &str| {
+        let doc = format!(r#"{{"ServerURL":"{host}","Username":"AWS","Secret":"{secret}"}}"#);
+        let out = env.run(&["store"], doc);
+        assert!(out.success(), "{out:?}");
+    };
+    // A password obtained 12 h before `docker login`: it already says it has expired.
+    store(&ecr_password(unix_now() - 60));
+    let served = env.run(&["get"], &host).credentials();
+    assert_eq!(Some(&served.secret), env.fake.passwords().first());
+    assert_eq!(env.fake.login_calls(), 1);
+
+    // A password of unknown age: the account's own login (cached now) still wins.
+    store("typed-by-user-2");
+    assert_eq!(env.run(&["get"], &host).credentials(), served);
+    assert_eq!(env.fake.login_calls(), 1);
+
+    // A password that says it is good for another hour is served as it is, with no API call.
+    let good = ecr_password(unix_now() + 3_600);
+    store(&good);
+    assert_eq!(env.run(&["get"], &host).credentials().secret, good);
+    assert_eq!(env.fake.login_calls(), 1);
+    let list = env.run(&["list"], "");
+    assert!(!list.stdout.contains(&good) && !list.stderr.contains(&good));
+}
+
+#[test]
+fn a_docker_login_for_a_host_that_is_not_the_accounts_is_served_to_its_last_second() {
+    let env = TestEnv::new();
+    // The user's own ECR registry in the region: the Lightsail API says it is not the account's.
+    let own_ecr = "999988887777.dkr.ecr.us-east-1.amazonaws.com";
+    let doc = format!(r#"{{"ServerURL":"{own_ecr}","Username":"AWS","Secret":"typed-own-ecr"}}"#);
+    assert!(env.run(&["store"], doc).success());
+    // Ten minutes left: inside the refresh margin.
+    let file = env.cache_dir().join(format!("stored-{own_ecr}.json"));
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    entry["login"]["expires_at"] = serde_json::json!(unix_now() + 600);
+    std::fs::write(&file, entry.to_string()).unwrap();
+    for calls in [1, 1] {
+        let creds = env.run(&["get"], own_ecr).credentials();
+        assert_eq!(creds.secret, "typed-own-ecr");
+        assert_eq!(env.fake.login_calls(), calls, "asked once, then remembered");
+    }
 }
