@@ -357,12 +357,14 @@ fn check_target(
         .flatten()
         .and_then(|bounded| actions::get(&bounded, &host, now).ok())
         .unwrap_or_else(|| login.clone());
-    registry_v2(&host, &served, budget, report);
+    registry_v2(&host, &served, &login, budget, report);
     Some((login, server_clock))
 }
 
-/// The registry's `/v2/`: its 401 challenge without credentials, then 200 with the login.
-fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report) {
+/// The registry's `/v2/`: its 401 challenge without credentials, then 200 with the login the
+/// helper serves; when that is refused, the login Lightsail just gave (`fresh`) tells a stale
+/// login from a registry that is not the account's.
+fn registry_v2(host: &str, served: &Login, fresh: &Login, budget: &Budget, report: &mut Report) {
     let route = match registry_proxy(host) {
         Some(proxy) => format!("through the proxy {proxy}"),
         None => "directly".to_string(),
@@ -406,21 +408,42 @@ fn registry_v2(host: &str, served: &Login, budget: &Budget, report: &mut Report)
         Ok(answer) if answer.status == 200 => report.push(
             Check::ok(
                 "registry.v2_login",
-                format!("/v2/ accepts the login the helper serves (user {})", served.username),
-            )
-            .about(host),
-        ),
-        Ok(answer) if matches!(answer.status, 401 | 403) => report.push(
-            Check::fail(
-                "registry.v2_login",
                 format!(
-                    "/v2/ refuses the login the helper serves ({}): a stale login from the cache or from `docker login`?",
-                    answer.status
+                    "/v2/ accepts the login the helper serves (user {})",
+                    served.username
                 ),
-                format!("echo {host} | docker-credential-lightsail erase"),
             )
             .about(host),
         ),
+        Ok(answer) if matches!(answer.status, 401 | 403) => {
+            let stale = served.secret.expose() != fresh.secret.expose()
+                && budget
+                    .next()
+                    .and_then(|timeout| probe_registry(host, Some(fresh), timeout).ok())
+                    .is_some_and(|answer| answer.status == 200);
+            report.push(
+                if stale {
+                    Check::fail(
+                        "registry.v2_login",
+                        format!(
+                            "/v2/ refuses the login the helper serves ({}) and accepts the one Lightsail just gave: the helper serves a stale login (from its cache, or from `docker login`)",
+                            answer.status
+                        ),
+                        format!("echo {host} | docker-credential-lightsail erase"),
+                    )
+                } else {
+                    Check::fail(
+                        "registry.v2_login",
+                        format!(
+                            "/v2/ refuses even the login Lightsail just gave ({}): something other than this account's registry answers for {host} (a hosts file, DNS or a proxy)",
+                            answer.status
+                        ),
+                        format!("nslookup {host}"),
+                    )
+                }
+                .about(host),
+            );
+        }
         Ok(answer) => report.push(
             Check::warn(
                 "registry.v2_login",

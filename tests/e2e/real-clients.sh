@@ -436,12 +436,23 @@ check "doctor: the login's registry host is the credHelpers key" doctor_says reg
 check "doctor exits 1 with the missing engine as its only FAIL" \
     eval 'refused && doctor_fails_only engine.found'
 
-# A stale password left by `docker login` (stored by the helper): the registry refuses it, and
-# the fix that doctor names, erase, makes the registry accept the helper's login again.
-INPUT="{\"ServerURL\":\"$HOST\",\"Username\":\"AWS\",\"Secret\":\"stale-password\"}" \
-    run store-stale docker-credential-lightsail store
+# A cached login whose password the registry no longer takes (revoked, say): doctor finds that
+# the registry refuses it but takes a fresh one, and names erase; after erase all is well.
+stale_cache() {
+    python3 - "$DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR" <<'EOF'
+import glob, json, os, sys
+paths = glob.glob(os.path.join(sys.argv[1], "login-*.json"))
+for path in paths:
+    doc = json.load(open(path))
+    doc["login"]["secret"] = "no-longer-the-registry-password"
+    with open(path, "w") as f:
+        json.dump(doc, f)
+sys.exit(0 if paths else 1)
+EOF
+}
+check "the cached login's password is made stale" stale_cache
 doctor doctor-stale
-check "doctor: the registry refuses a stale stored password; the fix is erase" \
+check "doctor: the registry refuses the stale cached login and takes a fresh one; the fix is erase" \
     doctor_says registry.v2_login fail "echo $HOST | docker-credential-lightsail erase"
 INPUT=$HOST run erase-stale docker-credential-lightsail erase
 doctor doctor-fixed

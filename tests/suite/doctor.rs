@@ -479,7 +479,39 @@ fn an_untrusted_certificate_fails_and_a_ca_bundle_fixes_it() {
 }
 
 #[test]
-fn a_registry_that_refuses_the_password_fails_and_erasing_the_login_fixes_it() {
+fn a_stale_login_the_registry_refuses_fails_and_erase_fixes_it() {
+    let setup = Setup::healthy();
+    let host = &setup.host;
+    setup.env.run(&["get"], host).credentials();
+    // The cached login's password is no longer the registry's (say, it was revoked).
+    let entry = fs::read_dir(setup.env.cache_dir())
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("login-") && name.ends_with(".json")
+        })
+        .expect("the cached login");
+    let mut doc: Value = serde_json::from_slice(&fs::read(&entry).unwrap()).unwrap();
+    doc["login"]["secret"] = json!("no-longer-the-registry-password");
+    fs::write(&entry, doc.to_string()).unwrap();
+    let out = setup.doctor(&[]);
+    fails_once(
+        &out,
+        "registry.v2_login",
+        &format!(
+            "{host}: /v2/ refuses the login the helper serves (401) and accepts the one Lightsail just gave: the helper serves a stale login"
+        ),
+        &format!("echo {host} | docker-credential-lightsail erase"),
+    );
+    // The fix, then all is well.
+    assert!(setup.env.run(&["erase"], host).success());
+    let fixed = setup.doctor(&[]);
+    assert_eq!(fixed.code, Some(0), "{}", fixed.stdout);
+}
+
+#[test]
+fn a_registry_that_refuses_even_a_fresh_login_fails_and_points_at_name_resolution() {
     let setup = Setup::healthy();
     setup.env.fake.refuse_registry_logins(true);
     let out = setup.doctor(&[]);
@@ -487,8 +519,10 @@ fn a_registry_that_refuses_the_password_fails_and_erasing_the_login_fixes_it() {
     fails_once(
         &out,
         "registry.v2_login",
-        &format!("{host}: /v2/ refuses the login the helper serves (401)"),
-        &format!("echo {host} | docker-credential-lightsail erase"),
+        &format!(
+            "{host}: /v2/ refuses even the login Lightsail just gave (401): something other than this account's registry answers for {host}"
+        ),
+        &format!("nslookup {host}"),
     );
 }
 
