@@ -121,6 +121,19 @@ impl Bindings {
         &self.path
     }
 
+    /// Every bound host with its profile, for `doctor`.
+    pub fn hosts(&self) -> Vec<(String, String)> {
+        let Some(registries) = self.registries() else {
+            return Vec::new();
+        };
+        registries
+            .iter()
+            .filter_map(|(host, entry)| {
+                Some((host.clone(), entry.get("profile")?.as_str()?.to_string()))
+            })
+            .collect()
+    }
+
     /// The profile `host` is bound to, if any.
     pub fn profile(&self, host: &str) -> Option<&str> {
         self.registries()?

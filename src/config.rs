@@ -17,6 +17,8 @@ pub const REFRESH_MARGIN_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN
 pub const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
 pub const LOCK_TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT";
 pub const DOCKER_CONFIG_VAR: &str = "DOCKER_CONFIG";
+/// Docker's own: credentials in the environment, which take precedence over `credHelpers`.
+pub const DOCKER_AUTH_CONFIG_VAR: &str = "DOCKER_AUTH_CONFIG";
 const PATH_VAR: &str = "PATH";
 pub const AWS_PROFILE_VAR: &str = "AWS_PROFILE";
 pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
@@ -68,6 +70,10 @@ pub struct Config {
     /// Folder of the helper's own configuration file (`bindings.rs`); `None` without a home.
     pub config_dir: Option<PathBuf>,
     pub docker_config_dir: Option<PathBuf>,
+    /// Whether `DOCKER_AUTH_CONFIG` is set (never its value: it holds credentials), for `doctor`.
+    pub docker_auth_config: bool,
+    /// Whether `DOCKER_CONFIG` chose `docker_config_dir`, for `doctor`.
+    pub docker_config_from_env: bool,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
     pub network: Network,
@@ -146,6 +152,8 @@ impl Config {
             aws: AwsSettings::default(),
             config_dir: None,
             docker_config_dir: None,
+            docker_auth_config: false,
+            docker_config_from_env: false,
             search_path: Vec::new(),
             network: Network::default(),
         }
@@ -165,6 +173,8 @@ impl Config {
             aws: AwsSettings::from_env(),
             config_dir: config_dir(),
             docker_config_dir: docker_config_dir(),
+            docker_auth_config: var_os(DOCKER_AUTH_CONFIG_VAR).is_some(),
+            docker_config_from_env: var_os(DOCKER_CONFIG_VAR).is_some(),
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),

@@ -92,6 +92,16 @@ impl DockerConfig {
         &self.target
     }
 
+    /// The value of a top-level key (`credHelpers`, `credsStore`…), for `doctor`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.doc.get(key)
+    }
+
+    /// Whether the file exists (a missing one loads as empty).
+    pub fn exists(&self) -> bool {
+        self.kept.is_some()
+    }
+
     /// Sets `credHelpers[host] = helper`; says what it changed.
     pub fn set_cred_helper(&mut self, host: &str, helper: &str) -> Result<Change> {
         let helpers = self

@@ -10,6 +10,7 @@
 
 mod credentials;
 mod network;
+mod probe;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -36,6 +37,7 @@ use crate::secret::Secret;
 pub use credentials::check_profile_exists;
 use credentials::*;
 use network::*;
+pub use probe::{NetworkPath, ProbeFailure, RegistryAnswer, probe_registry, registry_proxy};
 
 /// `CreateContainerServiceRegistryLogin` in `region`: the account's registry login.
 pub fn fetch_login(config: &Config, region: &Region) -> Result<Login> {
@@ -208,6 +210,12 @@ struct Lightsail {
     identity: String,
     timeout: Duration,
     route: Route,
+    /// The CA bundle trusted beside the system's roots, and the setting that named it.
+    ca_bundle: Option<String>,
+    /// The `Date` of the last answer, for `doctor`'s clock check.
+    server_date: probe::DateRecorder,
+    /// What gave the credentials ("environment variables", "SSO", "instance role"…).
+    credential_source: Option<&'static str>,
 }
 
 impl Lightsail {
@@ -271,6 +279,8 @@ impl Lightsail {
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
         );
+        let credential_source = probe::credential_source(&credentials);
+        let server_date = probe::DateRecorder::default();
         let call_budget = match budget {
             Budget::Shared => deadline
                 .saturating_duration_since(tokio::time::Instant::now())
@@ -284,6 +294,7 @@ impl Lightsail {
         let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
             .credentials_provider(credentials)
             .timeout_config(timeouts(call_budget))
+            .interceptor(server_date.clone())
             .build();
         Ok(Lightsail {
             client: aws_sdk_lightsail::Client::from_conf(client_config),
@@ -291,6 +302,10 @@ impl Lightsail {
             identity,
             timeout: config.timeout,
             route,
+            ca_bundle: ca_bundle(config, profiles.as_ref())
+                .map(|bundle| format!("{} ({})", bundle.path.display(), bundle.from)),
+            server_date,
+            credential_source,
         })
     }
 
@@ -475,6 +490,26 @@ impl Session {
 
     pub fn region(&self) -> &Region {
         &self.lightsail.region
+    }
+
+    /// The endpoint, proxy and CA bundle the calls use.
+    pub fn network_path(&self) -> NetworkPath {
+        let route = &self.lightsail.route;
+        NetworkPath {
+            endpoint: route.endpoint.clone(),
+            proxy: route.proxy.clone().map(|proxy| (proxy, route.proxy_var)),
+            ca_bundle: self.lightsail.ca_bundle.clone(),
+        }
+    }
+
+    /// What gave the credentials: "environment variables", "SSO", "instance role"…
+    pub fn credential_source(&self) -> Option<&'static str> {
+        self.lightsail.credential_source
+    }
+
+    /// The `Date` of Lightsail's last answer, in Unix seconds.
+    pub fn server_date(&self) -> Option<i64> {
+        *self.lightsail.server_date.0.lock().ok()?
     }
 
     pub fn registry_login(&self) -> Result<Login> {

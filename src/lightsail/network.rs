@@ -34,7 +34,7 @@ pub(super) struct Route {
     /// Whether that proxy is named with `https://` (TLS to the proxy itself).
     proxy_tls: bool,
     /// The variable that names that proxy.
-    proxy_var: &'static str,
+    pub(super) proxy_var: &'static str,
 }
 
 impl Route {
@@ -276,10 +276,20 @@ pub(super) fn https_client(
     )
 }
 
+/// A connection maker for requests outside the SDK (a registry's `/v2/`): rustls on ring, names
+/// resolved in Rust, the proxy of the environment, the system's roots only.
+pub(super) fn system_connector() -> aws_smithy_http_client::Connector {
+    use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig};
+    ConnectorBuilder::default()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .proxy_config(ProxyConfig::from_env())
+        .build_with_resolver(SystemDns)
+}
+
 /// A PEM file of certificate authorities to trust, and the setting that named it.
 pub(super) struct CaBundle {
-    path: PathBuf,
-    from: CaBundleFrom,
+    pub(super) path: PathBuf,
+    pub(super) from: CaBundleFrom,
 }
 
 /// `AWS_CA_BUNDLE`, else `ca_bundle` in the active profile of `profiles` (the AWS config files,

@@ -32,6 +32,7 @@ fn version_help_and_usage() {
         "configure",
         "register",
         "push",
+        "doctor",
         "completions",
         "help",
     ];
