@@ -56,7 +56,6 @@ cleanup() {
     local pid
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [ -z "${KEEP_LOG:-}" ] || cp "$work/dnsmasq.log" /tmp/dnsmasq.log
     umount /etc/hosts /etc/resolv.conf 2>/dev/null || true
     umount "$work" 2>/dev/null || true
     rmdir "$work" 2>/dev/null || true
