@@ -24,7 +24,7 @@ fn fifty_parallel_cold_gets_make_exactly_one_api_call() {
     assert!(env.fake.wait_for_calls(LOGIN, 1, EVENT_TIMEOUT));
     let waiting = runs
         .iter()
-        .filter(|run| run.wait_for_stderr("waiting for lock", EVENT_TIMEOUT / 4))
+        .filter(|run| run.wait_for_stderr("waiting for lock", EVENT_TIMEOUT))
         .count();
     assert_eq!(waiting, 49, "every other process waits on the lock");
     env.fake.release();
