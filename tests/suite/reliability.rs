@@ -195,11 +195,7 @@ fn lock_waiters_give_up_with_the_lock_timeout_message_while_a_fetch_is_held() {
         assert_eq!(output.stdout.lines().count(), 1);
     }
     let elapsed = started.elapsed();
-    print_time(
-        elapsed,
-        Duration::from_secs(LOCK_TIMEOUT),
-        "the waiters",
-    );
+    print_time(elapsed, Duration::from_secs(LOCK_TIMEOUT), "the waiters");
     assert_eq!(env.fake.login_calls(), 1, "a waiter called the API itself");
 
     env.fake.release();

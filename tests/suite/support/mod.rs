@@ -498,11 +498,14 @@ impl LivePipe {
 
 impl Spawned {
     /// Waits (bounded) until the child has written `needle` to stderr, e.g. a debug log line
-    /// such as "waiting for lock"; returns whether it did.
+    /// such as "waiting for lock"; returns whether it did. A child that closes its stderr
+    /// without writing it never will: that ends the wait too, instead of the bound.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let written = |state: &PipeState| String::from_utf8_lossy(&state.bytes).contains(needle);
         self.stderr.wait_until(Instant::now() + timeout, |state| {
-            String::from_utf8_lossy(&state.bytes).contains(needle)
-        })
+            state.closed || written(state)
+        });
+        self.stderr.wait_until(Instant::now(), written)
     }
 }
 
