@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::TestProxy;
 use crate::support::tls::{TestCa, TlsFront};
-use crate::support::{BIN, RunOutput, TestEnv, free_port};
+use crate::support::{BIN, ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 
@@ -435,7 +435,8 @@ fn a_proxy_that_needs_credentials_carries_the_registry_checks_and_its_password_n
 #[test]
 fn an_unreachable_proxy_fails_and_unsetting_it_fixes_it() {
     let mut setup = Setup::healthy();
-    let dead = free_port();
+    let closed = ClosedPort::new();
+    let dead = closed.port();
     // An https:// endpoint, which HTTPS_PROXY carries: the name only the proxy could resolve.
     setup.env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",

@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::fake_lightsail::LOGIN;
-use crate::support::{RunOutput, TestEnv, free_port};
+use crate::support::{ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 /// `DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT` in the bounded-time tests, in seconds.
@@ -114,7 +114,8 @@ fn a_socket_that_accepts_and_never_reads_times_out_with_a_clear_message() {
 
 #[test]
 fn a_closed_port_fails_fast_as_unreachable_not_as_a_timeout() {
-    let port = free_port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let mut env = TestEnv::new();
     env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",

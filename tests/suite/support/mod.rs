@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -586,6 +586,31 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs()
+}
+
+/// A port on 127.0.0.1 where nothing listens, and nothing can start listening while this lives:
+/// the local end of a connection this holds open. A port that was merely free a moment ago
+/// (`free_port`) may be handed to a test's server started meanwhile, by the same `bind(0)`.
+pub struct ClosedPort {
+    port: u16,
+    _held: (TcpListener, TcpStream, TcpStream),
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot listen on 127.0.0.1");
+        let client = TcpStream::connect(listener.local_addr().unwrap()).expect("cannot connect");
+        let (server, _) = listener.accept().expect("cannot accept");
+        let port = client.local_addr().unwrap().port();
+        ClosedPort {
+            port,
+            _held: (listener, client, server),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago: nothing listens there unless a test starts
