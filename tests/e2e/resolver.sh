@@ -26,7 +26,7 @@ readonly HOSTS_NAME=lightsail-in-hosts.test
 readonly DNS_NAME=lightsail-in-dns.test
 readonly NO_NAME=lightsail-nowhere.test
 readonly CMD_TIMEOUT=60
-readonly RUN_TIMEOUT=120
+readonly RUN_TIMEOUT=300
 
 self=$(readlink -f "${BASH_SOURCE[0]}")
 repo=$(cd "$(dirname "$self")/../.." && pwd)
@@ -72,7 +72,7 @@ helper() {
 }
 login_calls() {
     python3 -c 'import sys, urllib.request
-print(urllib.request.urlopen(sys.argv[1] + "/__calls", timeout=5).read().decode().strip())' "$fake_url"
+print(urllib.request.urlopen(sys.argv[1] + "/__calls", timeout=30).read().decode().strip())' "$fake_url"
 }
 has_password() { grep -qF "\"Secret\":\"$PASSWORD\"" "$out"; }
 
@@ -103,12 +103,12 @@ s.sendto(bytes.fromhex("123401000001000000000000") + b"\x01x\x00\x00\x01\x00\x01
 s.recv(512)
 EOF
 }
-wait_until 15 dns_up || fatal "dnsmasq answers on 127.0.0.1:53" "$(cat "$work/dnsmasq.log")"
+wait_until 60 dns_up || fatal "dnsmasq answers on 127.0.0.1:53" "$(cat "$work/dnsmasq.log")"
 
 "$FAKE_BIN" --password "$PASSWORD" >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
 fake_has_url() { [ -n "$(head -n 1 "$work/fake.out" 2>/dev/null)" ]; }
-wait_until 15 fake_has_url || fatal "the fake Lightsail endpoint starts" "$(cat "$work/fake.err")"
+wait_until 60 fake_has_url || fatal "the fake Lightsail endpoint starts" "$(cat "$work/fake.err")"
 fake_url=$(head -n 1 "$work/fake.out")
 port=${fake_url##*:}
 echo "# fake Lightsail $fake_url; DNS: dnsmasq on 127.0.0.1:53"
