@@ -110,17 +110,10 @@ impl Route {
     /// absence, or the endpoint out of reach.
     pub(super) fn dispatch_error(&self, err: &(dyn StdError + 'static), region: Region) -> Error {
         let chain = error_chain(err);
-        let certificate =
-            chain
-                .iter()
-                .find_map(|cause| match cause.downcast_ref::<rustls::Error>() {
-                    Some(rustls::Error::InvalidCertificate(_)) => Some(cause.to_string()),
-                    _ => None,
-                });
-        if let Some(reason) = certificate {
+        if let Some(reason) = untrusted_certificate(&chain) {
             return Error::UntrustedCertificate {
                 endpoint: self.endpoint.clone(),
-                reason: one_line(&reason),
+                reason,
             };
         }
         let Some(proxy) = self.proxy.clone() else {
@@ -233,6 +226,16 @@ pub(super) fn error_chain<'a>(
         };
     }
     chain
+}
+
+/// Why the server's certificate was refused, when that is what stopped the request.
+pub(super) fn untrusted_certificate(chain: &[&(dyn StdError + 'static)]) -> Option<String> {
+    chain
+        .iter()
+        .find_map(|cause| match cause.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(_)) => Some(one_line(&cause.to_string())),
+            _ => None,
+        })
 }
 
 /// The deepest cause's message: for connection failures, the OS's own words

@@ -21,7 +21,9 @@ use hyper_util::client::proxy::matcher::Matcher;
 use crate::cache::Login;
 use crate::error::one_line;
 
-use super::network::{error_chain, host_port, innermost_cause, system_connector};
+use super::network::{
+    error_chain, host_port, innermost_cause, system_connector, untrusted_certificate,
+};
 
 /// What gave `credentials`, from the features the SDK's providers mark them with: the most
 /// specific one (an SSO profile is also a profile).
@@ -154,16 +156,8 @@ pub fn probe_registry(
             Err(_) => return Err(ProbeFailure::Timeout(timeout)),
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
-                let chain = error_chain(&err);
-                let certificate =
-                    chain
-                        .iter()
-                        .find_map(|cause| match cause.downcast_ref::<rustls::Error>() {
-                            Some(rustls::Error::InvalidCertificate(_)) => Some(cause.to_string()),
-                            _ => None,
-                        });
-                if let Some(reason) = certificate {
-                    return Err(ProbeFailure::Untrusted(one_line(&reason)));
+                if let Some(reason) = untrusted_certificate(&error_chain(&err)) {
+                    return Err(ProbeFailure::Untrusted(reason));
                 }
                 if err.is_timeout() {
                     return Err(ProbeFailure::Timeout(timeout));
