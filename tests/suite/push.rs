@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::fake_lightsail::{DEPLOY, GET_SERVICES, LOGIN, REGISTER, default_deployment};
-use crate::support::{RunOutput, TestEnv};
+use crate::support::{RunOutput, Spawned, TestEnv};
 
 const REGION: &str = "us-east-1";
 const DIGEST_HEX: &str = "4f53c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e";
@@ -451,9 +451,32 @@ fn a_failed_untag_warns_and_still_registers_and_deploys() {
 }
 
 /// Sends `signal` to a running push.
-fn send(spawned: &crate::support::Spawned, signal: rustix::process::Signal) {
+fn send(spawned: &Spawned, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(spawned.id() as i32).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// `push --deploy web app:1`, returned once the engine's push has started (and is held there,
+/// when the test called `engine.hold()`).
+fn start_push_and_deploy(env: &TestEnv) -> Spawned {
+    let running = env.spawn(
+        &[
+            "push",
+            "--service",
+            "hello",
+            "--label",
+            "web",
+            "--deploy",
+            "web",
+            "app:1",
+        ],
+        "",
+    );
+    assert!(
+        running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)),
+        "the engine's push started"
+    );
+    running
 }
 
 fn is_gone(pid: i32) -> bool {
@@ -476,23 +499,7 @@ fn an_interrupted_push_stops_the_engine_and_leaves_nothing_behind() {
         (Signal::HUP, "SIGHUP", 129),
     ] {
         let _ = fs::remove_file(engine.dir.join("calls"));
-        let running = env.spawn(
-            &[
-                "push",
-                "--service",
-                "hello",
-                "--label",
-                "web",
-                "--deploy",
-                "web",
-                "app:1",
-            ],
-            "",
-        );
-        assert!(
-            running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)),
-            "the engine's push started"
-        );
+        let running = start_push_and_deploy(&env);
         send(&running, signal);
         let out = env.wait(running);
         assert_eq!(out.code, Some(code), "{name}: {out:?}");
@@ -593,20 +600,7 @@ fn deploy_builds_on_a_deployment_made_during_the_push() {
     let mut env = TestEnv::new();
     let engine = Engine::install(&mut env);
     engine.hold();
-    let running = env.spawn(
-        &[
-            "push",
-            "--service",
-            "hello",
-            "--label",
-            "web",
-            "--deploy",
-            "web",
-            "app:1",
-        ],
-        "",
-    );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
+    let running = start_push_and_deploy(&env);
     // Someone deploys meanwhile: a new variable for web, another image for cache.
     let mut theirs = default_deployment("hello");
     theirs["containers"]["web"]["environment"]["FEATURE"] = json!("on");
@@ -734,20 +728,7 @@ fn temporary_credentials_that_expire_during_the_push_are_refreshed() {
         ),
     );
     engine.hold();
-    let running = env.spawn(
-        &[
-            "push",
-            "--service",
-            "hello",
-            "--label",
-            "web",
-            "--deploy",
-            "web",
-            "app:1",
-        ],
-        "",
-    );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
+    let running = start_push_and_deploy(&env);
     // Every key issued so far has expired by now: only later ones are accepted.
     let issued: usize = fs::read_to_string(&counter)
         .unwrap()
