@@ -13,7 +13,7 @@
 //! | [`actions`] | the protocol actions' decisions between cache and API, with `now` passed in |
 //! | [`cache`] | the per-user cache: checked directory, one JSON file per entry, lock, atomic write |
 //! | [`registry`] | server URL to [`registry::Registry`] `{ host, region }`, and the [`registry::Region`] type |
-//! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region; its `network` (HTTPS client, proxy, CA bundle) and `credentials` (bound profiles, failures by cause) |
+//! | [`lightsail`] | the AWS SDK and the async runtime: login, images, services, deployments, default region; its `network` (HTTPS client, proxy, CA bundle), `credentials` (bound profiles, failures by cause) and `probe` (what `doctor` asks beyond the API: Lightsail's `Date`, the route, a registry's `/v2/`) |
 //! | [`bindings`] | the helper's configuration file: which AWS profile each registry host uses |
 //! | [`files`] | the shared file defences: owner and mode checks, atomic replacement |
 //! | [`private_dir`] | the cache's folder: checked once, then used through its handle (Unix) or path (Windows) |
@@ -21,7 +21,7 @@
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
 //! | [`push`] | the `push` command: checks, push through the engine, register, deploy and wait |
-//! | [`doctor`] | the `doctor` command: every check between `docker push` and a registry, as data rendered as text or JSON |
+//! | [`doctor`] | the `doctor` command: every check between `docker push` and a registry, as data rendered as text or JSON; its `local` checks (config.json, PATH, cache folder, engine) and `registries` checks (identity, endpoint, login, the registry, clock) |
 //! | [`engine`] | the user's `docker` or `podman`, driven through its command line |
 //! | [`error`] | the one error type; its messages are the contract |
 //! | [`secret`] | [`secret::Secret`]: a password that `Debug` never shows |
