@@ -685,15 +685,18 @@ fn failure(err: &Error, region: Option<&str>, profile: Option<&str>) -> Check {
                 .map_or(endpoint.as_str(), |(host, _)| host);
             ("registry.endpoint", format!("export {NO_PROXY_VAR}={host}"))
         }
-        Error::Unreachable { region, .. } => (
+        Error::Unreachable { region, .. } | Error::Timeout { region, .. } => (
             "registry.endpoint",
             format!("curl -sS -o /dev/null https://lightsail.{region}.amazonaws.com/"),
         ),
-        Error::Timeout { region, .. } => (
-            "registry.endpoint",
-            format!("curl -sS -o /dev/null https://lightsail.{region}.amazonaws.com/"),
-        ),
-        Error::NoRegion | Error::InvalidRegion(_) | Error::RegionLookupTimeout { .. } => (
+        // `from` is the variable (which wins over any profile) or the profile that gave it.
+        Error::InvalidRegionFrom { from, .. } if from.starts_with("AWS_") => {
+            ("registry.region", format!("unset {from}"))
+        }
+        Error::NoRegion
+        | Error::InvalidRegion(_)
+        | Error::InvalidRegionFrom { .. }
+        | Error::RegionLookupTimeout { .. } => (
             "registry.region",
             match profile {
                 Some(profile) => format!("aws configure set region us-east-1 --profile {profile}"),

@@ -863,3 +863,42 @@ fn on_a_dead_network_the_budget_ends_the_run_and_later_registries_are_skipped() 
             .contains("network checks were cut short")
     );
 }
+
+#[test]
+fn a_profile_region_that_is_not_a_region_fails_the_region_check() {
+    let mut setup = Setup::healthy();
+    setup.env.remove_env("AWS_REGION");
+    setup
+        .env
+        .write_aws_config("[profile staging]\nregion = moon base\n");
+    setup.env.write_aws_credentials(
+        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
+    );
+    let out = setup.doctor(&["--profile", "staging"]);
+    fails_once(
+        &out,
+        "registry.region",
+        "\"moon base\" (region of AWS profile 'staging' in ",
+        "aws configure set region us-east-1 --profile staging",
+    );
+}
+
+#[test]
+fn an_aws_region_variable_that_is_not_a_region_fails_the_region_check() {
+    let mut setup = Setup::healthy();
+    // The variable wins over the profile's region, so it is the variable that must go.
+    setup.env.set_env("AWS_REGION", "moon base");
+    setup
+        .env
+        .write_aws_config("[profile staging]\nregion = us-east-1\n");
+    setup.env.write_aws_credentials(
+        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
+    );
+    let out = setup.doctor(&["--profile", "staging"]);
+    fails_once(
+        &out,
+        "registry.region",
+        "\"moon base\" (AWS_REGION) is not an AWS region name",
+        "unset AWS_REGION",
+    );
+}
