@@ -221,7 +221,7 @@ pub fn doctor(config: &Config, args: &DoctorArgs, now: u64, output: &mut Output)
 }
 
 /// The checks, in the order Docker meets the things they check.
-pub fn examine(config: &Config, args: &DoctorArgs, now: u64) -> Report {
+fn examine(config: &Config, args: &DoctorArgs, now: u64) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
     let docker = local::docker_config(config, args, &mut report);
