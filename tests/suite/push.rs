@@ -456,9 +456,12 @@ fn send(spawned: &Spawned, signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
-/// `push --deploy web app:1`, returned once the engine's push has started (and is held there,
-/// when the test called `engine.hold()`).
-fn start_push_and_deploy(env: &TestEnv) -> Spawned {
+/// What the engine prints when its push starts.
+const PUSH_STARTED: &str = "The push refers to repository";
+
+/// `push --deploy web app:1`, returned once its stderr shows `until` (such as the engine's push
+/// started, held there when the test called `engine.hold()`).
+fn start_push_and_deploy(env: &TestEnv, until: &str) -> Spawned {
     let running = env.spawn(
         &[
             "push",
@@ -473,8 +476,8 @@ fn start_push_and_deploy(env: &TestEnv) -> Spawned {
         "",
     );
     assert!(
-        running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)),
-        "the engine's push started"
+        running.wait_for_stderr(until, Duration::from_secs(60)),
+        "{until:?} on stderr"
     );
     running
 }
@@ -499,7 +502,7 @@ fn an_interrupted_push_stops_the_engine_and_leaves_nothing_behind() {
         (Signal::HUP, "SIGHUP", 129),
     ] {
         let _ = fs::remove_file(engine.dir.join("calls"));
-        let running = start_push_and_deploy(&env);
+        let running = start_push_and_deploy(&env, PUSH_STARTED);
         send(&running, signal);
         let out = env.wait(running);
         assert_eq!(out.code, Some(code), "{name}: {out:?}");
@@ -536,7 +539,7 @@ fn an_engine_that_ignores_sigterm_is_killed_and_a_second_signal_ends_push_at_onc
     let args = ["push", "--service", "hello", "--label", "web", "app:1"];
 
     let running = env.spawn(&args, "");
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
+    assert!(running.wait_for_stderr(PUSH_STARTED, Duration::from_secs(60)));
     send(&running, Signal::TERM);
     assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(60)));
     let out = env.wait(running);
@@ -546,7 +549,7 @@ fn an_engine_that_ignores_sigterm_is_killed_and_a_second_signal_ends_push_at_onc
 
     // While push waits for the engine to stop, a second signal ends it there and then.
     let running = env.spawn(&args, "");
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
+    assert!(running.wait_for_stderr(PUSH_STARTED, Duration::from_secs(60)));
     send(&running, Signal::TERM);
     assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(60)));
     send(&running, Signal::INT);
@@ -569,7 +572,7 @@ fn a_folder_left_by_a_killed_push_is_removed_by_the_next_push() {
         &["push", "--service", "hello", "--label", "web", "app:1"],
         "",
     );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
+    assert!(running.wait_for_stderr(PUSH_STARTED, Duration::from_secs(60)));
     running.kill().unwrap();
     let _ = env.wait(running);
     engine.go();
@@ -600,7 +603,7 @@ fn deploy_builds_on_a_deployment_made_during_the_push() {
     let mut env = TestEnv::new();
     let engine = Engine::install(&mut env);
     engine.hold();
-    let running = start_push_and_deploy(&env);
+    let running = start_push_and_deploy(&env, PUSH_STARTED);
     // Someone deploys meanwhile: a new variable for web, another image for cache.
     let mut theirs = default_deployment("hello");
     theirs["containers"]["web"]["environment"]["FEATURE"] = json!("on");
@@ -639,20 +642,7 @@ fn a_deployment_not_listed_at_first_is_waited_for_and_one_superseded_is_said_so(
     env.fake.set_listing_lag(0);
     env.fake
         .set_deployment_outcome(Duration::from_secs(3600), false);
-    let running = env.spawn(
-        &[
-            "push",
-            "--service",
-            "hello",
-            "--label",
-            "web",
-            "--deploy",
-            "web",
-            "app:1",
-        ],
-        "",
-    );
-    assert!(running.wait_for_stderr("Deployment 3 of hello: ACTIVATING", Duration::from_secs(60)));
+    let running = start_push_and_deploy(&env, "Deployment 3 of hello: ACTIVATING");
     env.fake
         .set_deployment("hello", Some(default_deployment("hello")));
     let out = env.wait(running);
@@ -728,7 +718,7 @@ fn temporary_credentials_that_expire_during_the_push_are_refreshed() {
         ),
     );
     engine.hold();
-    let running = start_push_and_deploy(&env);
+    let running = start_push_and_deploy(&env, PUSH_STARTED);
     // Every key issued so far has expired by now: only later ones are accepted.
     let issued: usize = fs::read_to_string(&counter)
         .unwrap()
