@@ -235,17 +235,17 @@ fn check_push_options(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), clap:
         (false, true) => "--wait-timeout",
         (false, false) => return Ok(()),
     };
-    let mut push = command();
-    push.build();
-    let push = push
-        .find_subcommand_mut("push")
-        .expect("push is a subcommand");
-    Err(push.error(
-        clap::error::ErrorKind::MissingRequiredArgument,
-        format!(
-            "{option} is about the deployment: use it with --deploy CONTAINER, or leave it out"
-        ),
-    ))
+    let message = format!(
+        "{option} is about the deployment: use it with --deploy CONTAINER, or leave it out"
+    );
+    let kind = clap::error::ErrorKind::MissingRequiredArgument;
+    // Raised by `push` itself, so that the usage line under the message is push's.
+    let mut root = command();
+    root.build();
+    Err(match root.find_subcommand_mut("push") {
+        Some(push) => push.error(kind, message),
+        None => root.error(kind, message),
+    })
 }
 
 /// Writes the completion script for `shell`, from the same command definition as `--help`.
