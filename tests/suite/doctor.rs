@@ -23,6 +23,8 @@ use crate::support::{BIN, ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 
+/// Keys of a second profile, `staging`.
+const STAGING_KEYS: &str = "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n";
 /// A stand-in `docker` that needs nothing on PATH: `version` prints the API version.
 const FAKE_DOCKER: &str = "#!/bin/sh\ncase \"$1\" in version) echo 1.51 ;; esac\nexit 0\n";
 /// An older copy of the helper, as a package manager might have left it.
@@ -558,9 +560,7 @@ fn two_identities_with_one_registry_host_warn_which_serves_it_and_how_to_use_the
     let mut setup = Setup::healthy();
     // Another profile, other keys: the fake gives every key the same account's registry host,
     // as Lightsail may (whether it gives each account its own host is not documented).
-    setup.env.write_aws_credentials(
-        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
-    );
+    setup.env.write_aws_credentials(STAGING_KEYS);
     let out = setup.doctor(&["--profile", "staging"]);
     println!("{}", out.stdout);
     assert_eq!(
@@ -871,9 +871,7 @@ fn a_profile_region_that_is_not_a_region_fails_the_region_check() {
     setup
         .env
         .write_aws_config("[profile staging]\nregion = moon base\n");
-    setup.env.write_aws_credentials(
-        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
-    );
+    setup.env.write_aws_credentials(STAGING_KEYS);
     let out = setup.doctor(&["--profile", "staging"]);
     fails_once(
         &out,
@@ -891,9 +889,7 @@ fn an_aws_region_variable_that_is_not_a_region_fails_the_region_check() {
     setup
         .env
         .write_aws_config("[profile staging]\nregion = us-east-1\n");
-    setup.env.write_aws_credentials(
-        "[staging]\naws_access_key_id = AKIASTAGING000000001\naws_secret_access_key = Staging-Secret-MUST-NOT-LEAK-01\n",
-    );
+    setup.env.write_aws_credentials(STAGING_KEYS);
     let out = setup.doctor(&["--profile", "staging"]);
     fails_once(
         &out,
