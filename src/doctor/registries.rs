@@ -252,14 +252,17 @@ fn check_target(
     );
     let region = Some(target.region.as_str());
     let profile = target.profile.as_deref();
+    let call_failed = |report: &mut Report, err: &Error| {
+        report.cut_short |= matches!(err, Error::Timeout { .. });
+        report.push(failure(err, region, profile).about(&subject));
+    };
     let Some(bounded) = budget.config(&target.config) else {
         return skipped(report, &subject);
     };
     let session = match Session::connect(&bounded, &target.region) {
         Ok(session) => session,
         Err(err) => {
-            report.cut_short |= matches!(err, Error::Timeout { .. });
-            report.push(failure(&err, region, profile).about(&subject));
+            call_failed(report, &err);
             return None;
         }
     };
@@ -277,8 +280,7 @@ fn check_target(
     let login = match session.registry_login() {
         Ok(login) => login,
         Err(err) => {
-            report.cut_short |= matches!(err, Error::Timeout { .. });
-            report.push(failure(&err, region, profile).about(&subject));
+            call_failed(report, &err);
             return None;
         }
     };
