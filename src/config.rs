@@ -163,7 +163,7 @@ impl Config {
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
             network: Network {
-                endpoint_url: endpoint_url(),
+                endpoint_url: checked_endpoint_url()?,
                 ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
                 https_proxy_var: first_set(HTTPS_PROXY_VARS),
                 http_proxy_var: first_set(HTTP_PROXY_VARS),
@@ -183,6 +183,71 @@ impl Config {
 
 fn endpoint_url() -> Option<String> {
     var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).or_else(|| var(AWS_ENDPOINT_URL_VAR))
+}
+
+/// `endpoint_url`, if it is an absolute `http://` or `https://` URL with a host: anything else
+/// is a one-line error that names the variable (the SDK would report it as an unreachable
+/// endpoint, or panic).
+fn checked_endpoint_url() -> Result<Option<String>> {
+    let Some(url) = endpoint_url() else {
+        return Ok(None);
+    };
+    let uri = url.trim().parse::<http::Uri>().ok();
+    let scheme = uri.as_ref().and_then(http::Uri::scheme_str);
+    let host = uri.as_ref().and_then(http::Uri::host).unwrap_or_default();
+    if matches!(scheme, Some("http" | "https")) && !host.is_empty() {
+        return Ok(Some(url.trim().to_string()));
+    }
+    let name = if var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).is_some() {
+        AWS_ENDPOINT_URL_LIGHTSAIL_VAR
+    } else {
+        AWS_ENDPOINT_URL_VAR
+    };
+    Err(Error::InvalidSetting {
+        name,
+        value: shown(&without_userinfo(&url)),
+        expected: "an http:// or https:// URL with a host, such as https://lightsail.us-east-1.amazonaws.com",
+    })
+}
+
+/// `url` with whatever precedes an `@` in its authority (a user name and password) replaced.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// A setting's value as an error message shows it: at most 100 characters.
+fn shown(value: &str) -> String {
+    const MAX: usize = 100;
+    let mut text: String = value.chars().take(MAX).collect();
+    if value.chars().count() > MAX {
+        text.push('…');
+    }
+    text
+}
+
+/// Removes every `AWS_*` variable whose value is blank from this process's environment, so
+/// that aws-config, which reads the environment itself, sees what [`Config`] sees: a variable
+/// set to nothing is unset, as the AWS CLI takes it (aws-config would take `AWS_ENDPOINT_URL=`
+/// as an endpoint and panic, and `AWS_MAX_ATTEMPTS=` as an invalid number).
+///
+/// # Safety
+///
+/// No other thread may exist yet: `main` calls it first.
+#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
+pub unsafe fn unset_blank_aws_variables() {
+    for (name, value) in env::vars_os() {
+        // Blank as `var` has it.
+        let blank = value.to_str().is_some_and(|value| value.trim().is_empty());
+        if blank && name.to_str().is_some_and(|name| name.starts_with("AWS_")) {
+            // SAFETY: single-threaded, as the caller promises.
+            unsafe { env::remove_var(&name) };
+        }
+    }
 }
 
 /// The first of `names` that is set, by name.
@@ -271,7 +336,7 @@ fn log_level() -> Result<Option<tracing::Level>> {
         "1" | "true" => Ok(Some(tracing::Level::DEBUG)),
         level => level.parse().map(Some).map_err(|_| Error::InvalidSetting {
             name: LOG_VAR,
-            value,
+            value: shown(&value),
             expected: "one of off, error, warn, info, debug, trace",
         }),
     }
@@ -285,7 +350,7 @@ fn seconds(name: &'static str, default: Duration, min: u64) -> Result<Duration> 
         Ok(secs) if (min..=MAX_SECONDS).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(Error::InvalidSetting {
             name,
-            value,
+            value: shown(&value),
             expected: if min == 0 {
                 "a whole number of seconds from 0 to 86400"
             } else {

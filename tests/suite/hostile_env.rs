@@ -597,3 +597,398 @@ fn garbage_in_every_entry_reads_as_empty_and_is_replaced() {
         assert_eq!(env.fake.login_calls(), calls + 1);
     }
 }
+
+// ---- hostile environment variables and AWS profiles -------------------------------------------
+//
+// Every variable the helper or aws-config reads, set empty, blank, to garbage, to a malformed
+// URL, huge or not UTF-8, through `get`, `configure`, `register` and `push` (a stand-in docker):
+// no run panics (exit 101, "panicked", "internal error"), hangs, prints more than one error line
+// or leaks a secret (the harness checks every run for that).
+
+/// The variables: the helper's own, the AWS SDK's (endpoints, region, profile and files, CA
+/// bundle, credential sources) and the proxy ones.
+const HOSTILE_VARS: &[&str] = &[
+    "AWS_ENDPOINT_URL_LIGHTSAIL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_SDK_UA_APP_ID",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_LOG",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT",
+    "DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT",
+    "DOCKER_CONFIG",
+    "HOME",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+];
+
+/// The values each variable gets in turn.
+fn hostile_values() -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    vec![
+        "".into(),
+        "   ".into(),
+        "not a url".into(),
+        "http://".into(),
+        "://x".into(),
+        "http://user:Pr0xy-Passw0rd@127.0.0.1:9".into(),
+        "\u{1}\u{7f}\t".into(),
+        "x".repeat(64 * 1024).into(),
+        std::ffi::OsString::from_vec(b"\xff\xfe-not-utf8".to_vec()),
+    ]
+}
+
+/// The seconds each hostile run may spend on the network before it gives up.
+const HOSTILE_TIMEOUT: &str = "3";
+
+/// A stand-in `docker`: an API version, an amd64 image, and a push that prints a digest.
+const STAND_IN_DOCKER: &str = r#"#!/bin/sh
+case "$1" in
+version) echo 1.41 ;;
+image) [ "$2" = inspect ] && echo "linux/amd64 1" ;;
+push) echo "${2##*:}: digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef size: 528" ;;
+esac
+exit 0
+"#;
+
+/// An environment for the four commands: a short timeout, a region, the stand-in docker first
+/// on PATH.
+fn commands_env() -> TestEnv {
+    let mut env = TestEnv::new();
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT", HOSTILE_TIMEOUT);
+    env.set_env("AWS_REGION", REGION);
+    let engine = env.root().join("engine");
+    fs::create_dir(&engine).unwrap();
+    fs::write(engine.join("docker"), STAND_IN_DOCKER).unwrap();
+    fs::set_permissions(engine.join("docker"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(engine).chain(std::env::split_paths(&path));
+    env.set_env("PATH", std::env::join_paths(dirs).unwrap());
+    env
+}
+
+/// Runs `get`, `configure`, `register` and `push` in `env` and checks each: no panic, no hang,
+/// and a failure is one line (on stdout for `get`, on stderr for the rest). Returns what went
+/// wrong, one line per run.
+fn run_all_commands(env: &TestEnv, case: &str) -> Vec<String> {
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let commands: [(&[&str], String); 4] = [
+        (&["get"], env.registry_host(REGION)),
+        (&["configure", "--region", REGION], String::new()),
+        (
+            &[
+                "register",
+                "--service",
+                "hello",
+                "--label",
+                "web",
+                "--digest",
+                digest,
+            ],
+            String::new(),
+        ),
+        (
+            &[
+                "push",
+                "--service",
+                "hello",
+                "--label",
+                "web",
+                "-q",
+                "app:1",
+            ],
+            String::new(),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (args, stdin) in &commands {
+        let output = run_bounded(env, env.cmd(args), stdin);
+        let protocol = args[0] == "get";
+        // On stdout for a protocol action, on stderr for a human command.
+        let error = if protocol {
+            &output.stdout
+        } else {
+            &output.stderr
+        };
+        let problem = if !matches!(output.code, Some(0..=2)) {
+            Some("not a clean exit")
+        } else if [&output.stdout, &output.stderr]
+            .iter()
+            .any(|text| text.contains("panicked") || text.contains("internal error"))
+        {
+            Some("a panic")
+        } else if protocol && !output.stderr.is_empty() {
+            Some("a protocol action wrote on stderr")
+        } else if !output.success() && error.trim_end().lines().count() != 1 {
+            Some("not one error line")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let said: String = error.chars().take(300).collect();
+            problems.push(format!(
+                "{case}: {}: {problem}: exit {:?}: {said:?}",
+                args[0], output.code
+            ));
+        }
+    }
+    problems
+}
+
+/// Runs `cases` on a few threads (each its own environment and fake), and fails with every
+/// problem found; returns the number of runs.
+fn run_cases(cases: Vec<(String, TestEnv)>) -> usize {
+    let count = cases.len() * 4;
+    let cases = std::sync::Mutex::new(cases);
+    let problems: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut problems = Vec::new();
+                    loop {
+                        let next = cases.lock().unwrap().pop();
+                        let Some((case, env)) = next else { break };
+                        problems.extend(run_all_commands(&env, &case));
+                    }
+                    problems
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(
+        problems.is_empty(),
+        "{} of {count} runs went wrong:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    count
+}
+
+#[test]
+fn hostile_environment_variables_never_make_a_command_panic() {
+    let mut cases = Vec::new();
+    for name in HOSTILE_VARS {
+        for value in hostile_values() {
+            let mut env = commands_env();
+            env.set_env(name, &value);
+            if name.starts_with("HOME") || name.starts_with("XDG_") {
+                // So that the cache's default place, under them, is what is used.
+                env.remove_env("DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR");
+            }
+            let shown: String = format!("{value:?}").chars().take(40).collect();
+            cases.push((format!("{name}={shown}"), env));
+        }
+    }
+    let runs = run_cases(cases);
+    assert_eq!(runs, HOSTILE_VARS.len() * hostile_values().len() * 4);
+}
+
+#[test]
+fn hostile_global_endpoint_never_makes_a_command_panic() {
+    // Without the service's own variable, which comes first.
+    let mut cases = Vec::new();
+    for value in hostile_values() {
+        let mut env = commands_env();
+        env.remove_env("AWS_ENDPOINT_URL_LIGHTSAIL");
+        env.set_env("AWS_ENDPOINT_URL", &value);
+        let shown: String = format!("{value:?}").chars().take(40).collect();
+        cases.push((format!("AWS_ENDPOINT_URL={shown} alone"), env));
+    }
+    run_cases(cases);
+}
+
+/// An assume-role profile whose source profile has keys, for cases in which aws-config makes
+/// calls of its own (to STS).
+const ROLE_PROFILE: &str = "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = src\n[profile src]\naws_access_key_id = AKIASOURCE0000000001\naws_secret_access_key = SourceSecret/0001\n";
+
+#[test]
+fn hostile_aws_profiles_never_make_a_command_panic() {
+    let process = |json: &str| format!("[default]\ncredential_process = /bin/echo '{json}'\n");
+    // (what, config file, whether to use the profile's endpoint, region and credentials)
+    let files: Vec<(&str, String, bool)> = vec![
+        (
+            "empty endpoint_url",
+            "[default]\nendpoint_url =\n".into(),
+            true,
+        ),
+        (
+            "blank endpoint_url",
+            "[default]\nendpoint_url =   \n".into(),
+            true,
+        ),
+        (
+            "garbage endpoint_url",
+            "[default]\nendpoint_url = not a url\n".into(),
+            true,
+        ),
+        (
+            "hostless endpoint_url",
+            "[default]\nendpoint_url = http://\n".into(),
+            true,
+        ),
+        (
+            "schemeless endpoint_url",
+            "[default]\nendpoint_url = ://x\n".into(),
+            true,
+        ),
+        (
+            "empty services endpoint_url",
+            "[default]\nservices = s\n[services s]\nlightsail =\n  endpoint_url =\n".into(),
+            true,
+        ),
+        (
+            "garbage services endpoint_url",
+            "[default]\nservices = s\n[services s]\nlightsail =\n  endpoint_url = :/\n".into(),
+            true,
+        ),
+        (
+            "services naming nothing",
+            "[default]\nservices = nowhere\n".into(),
+            true,
+        ),
+        ("empty region", "[default]\nregion =\n".into(), true),
+        (
+            "garbage region",
+            "[default]\nregion = not a region\n".into(),
+            true,
+        ),
+        (
+            "control region",
+            "[default]\nregion = us\x01east-1\n".into(),
+            true,
+        ),
+        ("empty ca_bundle", "[default]\nca_bundle =\n".into(), false),
+        (
+            "missing ca_bundle",
+            "[default]\nca_bundle = /nonexistent/ca.pem\n".into(),
+            false,
+        ),
+        (
+            "folder ca_bundle",
+            "[default]\nca_bundle = /\n".into(),
+            false,
+        ),
+        (
+            "garbage max_attempts",
+            "[default]\nmax_attempts = many\n".into(),
+            false,
+        ),
+        (
+            "zero max_attempts",
+            "[default]\nmax_attempts = 0\n".into(),
+            false,
+        ),
+        (
+            "garbage retry_mode",
+            "[default]\nretry_mode = sometimes\n".into(),
+            false,
+        ),
+        (
+            "adaptive retry_mode",
+            "[default]\nretry_mode = adaptive\n".into(),
+            false,
+        ),
+        (
+            "garbage ignore_configured_endpoint_urls",
+            "[default]\nignore_configured_endpoint_urls = maybe\n".into(),
+            false,
+        ),
+        (
+            "garbage use_fips_endpoint",
+            "[default]\nuse_fips_endpoint = maybe\n".into(),
+            false,
+        ),
+        (
+            "unterminated section",
+            "[default\nregion = us-east-1\n".into(),
+            true,
+        ),
+        ("binary file", "\u{0}\u{1}[[[=\n\u{7f}".into(), true),
+        (
+            "role with an empty endpoint_url",
+            format!("{ROLE_PROFILE}endpoint_url =\n"),
+            true,
+        ),
+        (
+            "source keys with a control character",
+            ROLE_PROFILE.replace("AKIASOURCE", "AKIA\u{1}SOURCE"),
+            true,
+        ),
+        (
+            "plain keys with a control character",
+            "[default]\naws_access_key_id = AKIA\u{1}X\naws_secret_access_key = PlainSecret/0001\n"
+                .into(),
+            true,
+        ),
+        (
+            "credential_process key with a control character",
+            process(
+                r#"{"Version":1,"AccessKeyId":"AKIA\u0001X","SecretAccessKey":"ProcessSecret/0001"}"#,
+            ),
+            true,
+        ),
+        (
+            "credential_process token with a control character",
+            process(
+                r#"{"Version":1,"AccessKeyId":"AKIAX","SecretAccessKey":"ProcessSecret/0001","SessionToken":"t\u0007"}"#,
+            ),
+            true,
+        ),
+        ("credential_process garbage", process("not json"), true),
+    ];
+    let mut cases = Vec::new();
+    for (what, contents, from_profile) in files {
+        for profile in [None, Some("default")] {
+            let mut env = commands_env();
+            env.write_aws_config(&contents);
+            if from_profile {
+                env.remove_env("AWS_ENDPOINT_URL_LIGHTSAIL");
+                env.remove_env("AWS_REGION");
+                env.remove_env("AWS_ACCESS_KEY_ID");
+                env.remove_env("AWS_SECRET_ACCESS_KEY");
+            }
+            if let Some(profile) = profile {
+                env.set_env("AWS_PROFILE", profile);
+            }
+            let how = if profile.is_some() {
+                "AWS_PROFILE=default"
+            } else {
+                "no AWS_PROFILE"
+            };
+            cases.push((format!("{what}, {how}"), env));
+        }
+    }
+    run_cases(cases);
+}
