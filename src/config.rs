@@ -146,6 +146,7 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Config> {
+        check_path_lengths()?;
         let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
         Ok(Config {
             cache_dir: cache_dir(),
@@ -179,6 +180,36 @@ impl Config {
             .or(self.aws.profile.as_deref())
             .unwrap_or(DEFAULT_PROFILE)
     }
+}
+
+/// The variables that name a file or folder, the helper's and those its crates read for it.
+const PATH_VARS: [&str; 9] = [
+    CACHE_DIR_VAR,
+    CONFIG_DIR_VAR,
+    DOCKER_CONFIG_VAR,
+    AWS_CA_BUNDLE_VAR,
+    AWS_CONFIG_FILE_VAR,
+    AWS_SHARED_CREDENTIALS_FILE_VAR,
+    "HOME",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+];
+/// Linux's `PATH_MAX` (macOS's is smaller): no longer path can be opened.
+const MAX_PATH_BYTES: usize = 4096;
+
+/// A path longer than any that can be opened is a short error here, not a message that
+/// repeats it whole when opening it fails.
+fn check_path_lengths() -> Result<()> {
+    for name in PATH_VARS {
+        if let Some(path) = var_os(name).filter(|path| path.len() > MAX_PATH_BYTES) {
+            return Err(Error::InvalidSetting {
+                name,
+                value: shown(&path.to_string_lossy()),
+                expected: "a path of at most 4096 bytes",
+            });
+        }
+    }
+    Ok(())
 }
 
 fn endpoint_url() -> Option<String> {

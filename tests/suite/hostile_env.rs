@@ -666,6 +666,9 @@ fn hostile_values() -> Vec<std::ffi::OsString> {
     ]
 }
 
+/// The longest error line a person can still read: a huge value is shortened, not echoed.
+const MAX_ERROR_LINE: usize = 1000;
+
 /// The seconds each hostile run may spend on the network before it gives up.
 const HOSTILE_TIMEOUT: &str = "3";
 
@@ -749,6 +752,8 @@ fn run_all_commands(env: &TestEnv, case: &str) -> Vec<String> {
             Some("a protocol action wrote on stderr")
         } else if !output.success() && error.trim_end().lines().count() != 1 {
             Some("not one error line")
+        } else if !output.success() && error.len() > MAX_ERROR_LINE {
+            Some("an error line too long to read")
         } else {
             None
         };
