@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
 pub const CONFIG_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR";
@@ -402,12 +402,12 @@ impl IdentitySource {
         {
             return IdentitySource {
                 key: format!("env\n{key_id}\n{endpoint}"),
-                description: format!("{AWS_ACCESS_KEY_ID_VAR} {key_id}"),
+                description: format!("{AWS_ACCESS_KEY_ID_VAR} {}", one_line(&key_id)),
             };
         }
         let profile = var(AWS_PROFILE_VAR);
         let description = match &profile {
-            Some(name) => format!("profile '{name}'"),
+            Some(name) => format!("profile '{}'", one_line(name)),
             None => "the default AWS profile".to_string(),
         };
         let parts = [
@@ -439,7 +439,7 @@ impl IdentitySource {
         ];
         IdentitySource {
             key: format!("bound-profile\n{}", parts.join("\n")),
-            description: format!("profile '{profile}'"),
+            description: format!("profile '{}'", one_line(profile)),
         }
     }
 }

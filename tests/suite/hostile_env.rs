@@ -997,3 +997,175 @@ fn hostile_aws_profiles_never_make_a_command_panic() {
     }
     run_cases(cases);
 }
+
+// ---- what the helper decided for each kind of bad setting -----------------------------------
+
+/// The region, access key id and operation of each call the fake received.
+fn calls(env: &TestEnv) -> Vec<(String, String, String)> {
+    env.fake
+        .requests()
+        .into_iter()
+        .map(|r| {
+            let region = r.region.unwrap_or_default();
+            (region, r.access_key_id.unwrap_or_default(), r.operation)
+        })
+        .collect()
+}
+
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const REGISTER: [&str; 7] = [
+    "register",
+    "--service",
+    "hello",
+    "--label",
+    "web",
+    "--digest",
+    DIGEST,
+];
+
+#[test]
+fn blank_aws_variables_are_unset_as_the_aws_cli_takes_them() {
+    // Every setting comes from the default profile; each variable that would override it is
+    // set to nothing, or to blanks, and so does not count: not for the helper, not for aws-config.
+    let mut env = commands_env();
+    env.write_aws_credentials(
+        "[default]\naws_access_key_id = AKIADEFAULTPROFILE01\naws_secret_access_key = DefaultSecret/0001\n",
+    );
+    env.write_aws_config("[default]\nregion = eu-west-2\n");
+    env.remove_env("AWS_ACCESS_KEY_ID");
+    env.remove_env("AWS_SECRET_ACCESS_KEY");
+    env.set_env("AWS_ENDPOINT_URL", env.fake.url());
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL_LIGHTSAIL", ""),
+        ("AWS_PROFILE", ""),
+        ("AWS_REGION", "  "),
+        ("AWS_DEFAULT_REGION", ""),
+        ("AWS_MAX_ATTEMPTS", ""),
+        ("AWS_RETRY_MODE", " "),
+        ("AWS_CA_BUNDLE", ""),
+        ("AWS_SESSION_TOKEN", ""),
+    ] {
+        env.set_env(name, value);
+    }
+    let register = env.run(&REGISTER, "");
+    assert!(register.success(), "{register:#?}");
+    let host = env.registry_host("eu-west-2");
+    let get = env.run(&["get"], &host);
+    assert_eq!(get.credentials().server_url, host);
+    let key = "AKIADEFAULTPROFILE01".to_string();
+    assert_eq!(
+        calls(&env),
+        [
+            ("eu-west-2".into(), key.clone(), REGISTER_OP.into()),
+            ("eu-west-2".into(), key, LOGIN_OP.into()),
+        ]
+    );
+}
+
+const REGISTER_OP: &str = crate::support::fake_lightsail::REGISTER;
+const LOGIN_OP: &str = crate::support::fake_lightsail::LOGIN;
+
+#[test]
+fn a_malformed_endpoint_is_one_line_that_names_its_variable_and_hides_a_password() {
+    let expected =
+        "an http:// or https:// URL with a host, such as https://lightsail.us-east-1.amazonaws.com";
+    for (name, value, shown) in [
+        ("AWS_ENDPOINT_URL_LIGHTSAIL", "not a url", "not a url"),
+        ("AWS_ENDPOINT_URL_LIGHTSAIL", "http://", "http://"),
+        ("AWS_ENDPOINT_URL_LIGHTSAIL", "://x", "://x"),
+        ("AWS_ENDPOINT_URL_LIGHTSAIL", "ftp://host", "ftp://host"),
+        (
+            "AWS_ENDPOINT_URL_LIGHTSAIL",
+            "http://user:Endpoint-Pw@/path",
+            "http://…@/path",
+        ),
+        ("AWS_ENDPOINT_URL", "localhost:4566", "localhost:4566"),
+    ] {
+        let mut env = TestEnv::new();
+        if name == "AWS_ENDPOINT_URL" {
+            env.remove_env("AWS_ENDPOINT_URL_LIGHTSAIL");
+        }
+        env.set_env(name, value);
+        let get = env.run(&["get"], env.registry_host(REGION));
+        assert_eq!(
+            (get.code, get.stdout.as_str()),
+            (
+                Some(1),
+                format!("invalid setting {name}={shown:?}: {expected}\n").as_str()
+            ),
+            "{value}"
+        );
+        assert_eq!(env.fake.login_calls(), 0);
+    }
+}
+
+#[test]
+fn keys_no_header_can_carry_are_refused_by_name_before_any_call() {
+    let process = |json: &str| format!("[default]\ncredential_process = /bin/echo '{json}'\n");
+    let cases: [(&str, String, &str); 3] = [
+        (
+            "AWS_ACCESS_KEY_ID",
+            String::new(),
+            "could not load AWS credentials: AWS_ACCESS_KEY_ID AKIA X: the access key id holds a character no HTTP header can carry (a control character): check where it is set",
+        ),
+        (
+            "credential_process",
+            process(
+                r#"{"Version":1,"AccessKeyId":"AKIAX","SecretAccessKey":"ProcessSecret/0001","SessionToken":"t\u0007"}"#,
+            ),
+            "could not load AWS credentials: the default AWS profile: the session token holds a character no HTTP header can carry (a control character): check where it is set",
+        ),
+        (
+            "source_profile",
+            ROLE_PROFILE.replace("AKIASOURCE", "AKIA\u{1}SOURCE"),
+            "could not load AWS credentials: aws_access_key_id of AWS profile 'src' (CONFIG or CREDENTIALS) holds a character no HTTP header can carry (a control character): check the file",
+        ),
+    ];
+    for (what, config, expected) in cases {
+        let mut env = TestEnv::new();
+        if config.is_empty() {
+            env.set_env("AWS_ACCESS_KEY_ID", "AKIA\u{1}X");
+        } else {
+            env.write_aws_config(&config);
+            env.remove_env("AWS_ACCESS_KEY_ID");
+            env.remove_env("AWS_SECRET_ACCESS_KEY");
+        }
+        let expected = expected
+            .replace("CONFIG", &env.aws_config_path().display().to_string())
+            .replace(
+                "CREDENTIALS",
+                &env.aws_credentials_path().display().to_string(),
+            );
+        let get = env.run(&["get"], env.registry_host(REGION));
+        assert_eq!(
+            (get.code, get.stdout.trim_end()),
+            (Some(1), expected.as_str()),
+            "{what}"
+        );
+        assert!(env.fake.requests().is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn aws_retry_settings_cannot_stop_a_command() {
+    // The helper makes its own three attempts: these are not read, in the environment or in the
+    // profile, whatever they hold (aws-config panicked on each of them).
+    for (name, value, config) in [
+        ("AWS_MAX_ATTEMPTS", "many", ""),
+        ("AWS_MAX_ATTEMPTS", "0", ""),
+        ("AWS_RETRY_MODE", "adaptive", ""),
+        ("AWS_RETRY_MODE", "sometimes", ""),
+        ("", "", "[default]\nmax_attempts = 0\n"),
+        ("", "", "[default]\nretry_mode = adaptive\n"),
+    ] {
+        let mut env = commands_env();
+        if name.is_empty() {
+            env.write_aws_config(config);
+        } else {
+            env.set_env(name, value);
+        }
+        let register = env.run(&REGISTER, "");
+        assert!(register.success(), "{name}={value} {config}: {register:#?}");
+        assert_eq!(env.fake.calls(REGISTER_OP), 1);
+    }
+}
