@@ -146,7 +146,7 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Config> {
-        check_path_lengths()?;
+        check_paths()?;
         let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
         Ok(Config {
             cache_dir: cache_dir(),
@@ -197,17 +197,26 @@ const PATH_VARS: [&str; 9] = [
 /// Linux's `PATH_MAX` (macOS's is smaller): no longer path can be opened.
 const MAX_PATH_BYTES: usize = 4096;
 
-/// A path longer than any that can be opened is a short error here, not a message that
-/// repeats it whole when opening it fails.
-fn check_path_lengths() -> Result<()> {
+/// A path longer than any that can be opened, or with a control character in it, is a short
+/// error here, not a message that repeats it whole (and raw, to a terminal) when opening it fails.
+fn check_paths() -> Result<()> {
     for name in PATH_VARS {
-        if let Some(path) = var_os(name).filter(|path| path.len() > MAX_PATH_BYTES) {
-            return Err(Error::InvalidSetting {
-                name,
-                value: shown(&path.to_string_lossy()),
-                expected: "a path of at most 4096 bytes",
-            });
-        }
+        let Some(path) = var_os(name) else {
+            continue;
+        };
+        let text = path.to_string_lossy();
+        let expected = if path.len() > MAX_PATH_BYTES {
+            "a path of at most 4096 bytes"
+        } else if text.chars().any(char::is_control) {
+            "a path without control characters"
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidSetting {
+            name,
+            value: shown(&text),
+            expected,
+        });
     }
     Ok(())
 }

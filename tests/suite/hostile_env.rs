@@ -754,6 +754,8 @@ fn run_all_commands(env: &TestEnv, case: &str) -> Vec<String> {
             Some("not one error line")
         } else if !output.success() && error.len() > MAX_ERROR_LINE {
             Some("an error line too long to read")
+        } else if error.trim_end().chars().any(char::is_control) {
+            Some("a control character in the error (a terminal would act on it)")
         } else {
             None
         };
