@@ -985,6 +985,12 @@ fn hostile_aws_profiles_never_make_a_command_panic() {
                 env.remove_env("AWS_REGION");
                 env.remove_env("AWS_ACCESS_KEY_ID");
                 env.remove_env("AWS_SECRET_ACCESS_KEY");
+                if !contents.contains("key") && !contents.contains("credential_process") {
+                    // Keys of the profile's own, so that the run gets as far as the endpoint.
+                    env.write_aws_credentials(
+                        "[default]\naws_access_key_id = AKIAPROFILEKEY000001\naws_secret_access_key = ProfileSecret/0001\n",
+                    );
+                }
             }
             if let Some(profile) = profile {
                 env.set_env("AWS_PROFILE", profile);
