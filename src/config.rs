@@ -252,10 +252,13 @@ fn checked_endpoint_url() -> Result<Option<String>> {
 
 /// `url` with whatever precedes an `@` in its authority (a user name and password) replaced.
 fn without_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://…{}", &rest[at..]),
+        Some(at) => format!("{scheme}…{}", &rest[at..]),
         None => url.to_string(),
     }
 }
@@ -508,3 +511,26 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "PEM file of certificate authorities to trust besides the system's (a private CA, TLS inspection); wins over ca_bundle in the AWS profile.",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_user_and_password() {
+        assert_eq!(
+            without_userinfo("http://user:pw@host:1/p@th"),
+            "http://…@host:1/p@th"
+        );
+        assert_eq!(without_userinfo("https://host/a@b"), "https://host/a@b");
+        assert_eq!(without_userinfo("user:pw@host"), "…@host");
+        assert_eq!(without_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_value_is_shown_shortened() {
+        assert_eq!(shown("abc"), "abc");
+        let long = "é".repeat(150);
+        assert_eq!(shown(&long), format!("{}…", "é".repeat(100)));
+    }
+}
