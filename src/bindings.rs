@@ -17,7 +17,7 @@
 //! A missing file means no bindings. Rewrites keep every key they do not know and replace the
 //! file atomically.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,15 @@ pub fn config_for(config: &Config, server_url: &str) -> Result<Option<Config>> {
         );
         config.bound_to(profile, Some(&path))
     }))
+}
+
+/// Creates the helper's config folder `dir` if needed (0700), and checks it is the user's own
+/// and writable by nobody else: it holds the bindings and the lock files of `configure`.
+pub fn own_dir(dir: &Path) -> Result<()> {
+    files::ensure_private_dir(dir).map_err(|reason| Error::ConfigFileRefused {
+        path: dir.to_path_buf(),
+        reason,
+    })
 }
 
 /// `<config folder>/config.json`, if there is a config folder.
@@ -112,6 +121,19 @@ impl Bindings {
         &self.path
     }
 
+    /// Every bound host with its profile, for `doctor`.
+    pub fn hosts(&self) -> Vec<(String, String)> {
+        let Some(registries) = self.registries() else {
+            return Vec::new();
+        };
+        registries
+            .iter()
+            .filter_map(|(host, entry)| {
+                Some((host.clone(), entry.get("profile")?.as_str()?.to_string()))
+            })
+            .collect()
+    }
+
     /// The profile `host` is bound to, if any.
     pub fn profile(&self, host: &str) -> Option<&str> {
         self.registries()?
@@ -143,22 +165,7 @@ impl Bindings {
     /// folder of the user's own that nobody else can write (created 0700 if needed).
     pub fn save(&self) -> Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let refuse = |reason: String| Error::ConfigFileRefused {
-            path: dir.to_path_buf(),
-            reason,
-        };
-        let metadata = match fs::symlink_metadata(dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                files::create_private_dir(dir)
-                    .map_err(|err| refuse(format!("cannot create it: {err}")))?;
-                fs::symlink_metadata(dir)
-            }
-            other => other,
-        }
-        .map_err(|err| refuse(format!("cannot read it: {err}")))?;
-        if let Some(reason) = files::refusal_at(&metadata, files::Kind::Directory, dir) {
-            return Err(refuse(reason));
-        }
+        own_dir(dir)?;
         let mut json = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
         self.doc
@@ -249,6 +256,7 @@ fn read_bounded(file: File, size: u64) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     const HOST: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";

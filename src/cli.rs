@@ -40,6 +40,18 @@ pub enum Command {
     Register(RegisterArgs),
     /// Push a local image to a container service's registry, register it, and optionally deploy it.
     Push(PushArgs),
+    /// Check everything between `docker push` and a Lightsail registry; say how to fix what is wrong.
+    ///
+    /// Checks, in order: Docker's config.json and its credHelpers entries, DOCKER_AUTH_CONFIG;
+    /// the first docker-credential-lightsail on PATH; for each registry (the credHelpers
+    /// entries, the hosts bound to AWS profiles, --region and --profile) the AWS identity and
+    /// region, its credentials, the Lightsail endpoint with its proxy and CA bundle, the login
+    /// and its registry host, the registry's /v2/ without and with the login, the cached login;
+    /// the clock against Lightsail's; the cache folder; the container engine for push. One line
+    /// per check (ok, warn or FAIL), each FAIL with the command that fixes it, then a summary.
+    /// Exit status 0 when no check failed, 1 otherwise. Network checks share a budget of 12 s.
+    /// Never prints a secret.
+    Doctor(DoctorArgs),
     /// Print the shell completion script for bash, zsh, fish or powershell (the packages and
     /// ./install put it where the shell finds it).
     Completions(CompletionsArgs),
@@ -120,6 +132,26 @@ pub struct PushArgs {
     /// The local image to push (name:tag or id), built for linux/amd64.
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also check this AWS region's registry (default: the registries in config.json, else the
+    /// region of the current AWS profile).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<Region>,
+    /// Also check the registry of this AWS profile.
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Print the checks as one JSON document.
+    ///
+    /// Its keys are stable: "version"; "checks", a list of objects with "id" (such as
+    /// "docker.cred_helpers" or "registry.v2_login"), "status" ("ok", "warn" or "fail"),
+    /// "subject" (the registry host or region it is about, or null), "message" and "fix" (the
+    /// command that fixes it, or null); "summary", with the counts "ok", "warn" and "fail" and
+    /// "network_cut_short" (true when the network did not answer in time).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

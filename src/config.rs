@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result, one_line};
+use crate::secret::Secret;
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
 pub const CONFIG_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CONFIG_DIR";
@@ -16,6 +17,8 @@ pub const REFRESH_MARGIN_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_REFRESH_MARGIN
 pub const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
 pub const LOCK_TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT";
 pub const DOCKER_CONFIG_VAR: &str = "DOCKER_CONFIG";
+/// Docker's own: credentials in the environment, which take precedence over `credHelpers`.
+pub const DOCKER_AUTH_CONFIG_VAR: &str = "DOCKER_AUTH_CONFIG";
 const PATH_VAR: &str = "PATH";
 pub const AWS_PROFILE_VAR: &str = "AWS_PROFILE";
 pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
@@ -67,6 +70,10 @@ pub struct Config {
     /// Folder of the helper's own configuration file (`bindings.rs`); `None` without a home.
     pub config_dir: Option<PathBuf>,
     pub docker_config_dir: Option<PathBuf>,
+    /// Whether `DOCKER_AUTH_CONFIG` is set (never its value: it holds credentials), for `doctor`.
+    pub docker_auth_config: bool,
+    /// Whether `DOCKER_CONFIG` chose `docker_config_dir`, for `doctor`.
+    pub docker_config_from_env: bool,
     /// The folders of `PATH`, to tell the user when Docker will not find this helper.
     pub search_path: Vec<PathBuf>,
     pub network: Network,
@@ -85,6 +92,11 @@ pub struct Network {
     /// reads the proxy variables themselves through hyper-util's matcher.
     pub https_proxy_var: Option<&'static str>,
     pub http_proxy_var: Option<&'static str>,
+    /// The values of those two variables, checked before a call (`lightsail::network`): a
+    /// value the HTTP client cannot use is an error, not a silent direct connection. They may
+    /// hold a proxy password.
+    pub https_proxy_value: Option<Secret>,
+    pub http_proxy_value: Option<Secret>,
 }
 
 /// The standard AWS settings the helper itself looks at (aws-config reads them again, and the
@@ -140,6 +152,8 @@ impl Config {
             aws: AwsSettings::default(),
             config_dir: None,
             docker_config_dir: None,
+            docker_auth_config: false,
+            docker_config_from_env: false,
             search_path: Vec::new(),
             network: Network::default(),
         }
@@ -160,6 +174,8 @@ impl Config {
             aws: AwsSettings::from_env(),
             config_dir: config_dir(),
             docker_config_dir: docker_config_dir(),
+            docker_auth_config: var_os(DOCKER_AUTH_CONFIG_VAR).is_some(),
+            docker_config_from_env: var_os(DOCKER_CONFIG_VAR).is_some(),
             search_path: var_os(PATH_VAR)
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
@@ -168,6 +184,8 @@ impl Config {
                 ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
                 https_proxy_var: first_set(HTTPS_PROXY_VARS),
                 http_proxy_var: first_set(HTTP_PROXY_VARS),
+                https_proxy_value: first_set(HTTPS_PROXY_VARS).and_then(secret_value),
+                http_proxy_value: first_set(HTTP_PROXY_VARS).and_then(secret_value),
             },
         })
     }
@@ -310,6 +328,11 @@ impl Config {
             ..self.clone()
         }
     }
+}
+
+/// The value of variable `name`, which may hold a password.
+fn secret_value(name: &str) -> Option<Secret> {
+    var_os(name).map(|value| Secret::new(value.to_string_lossy().into_owned()))
 }
 
 #[allow(clippy::disallowed_methods)] // The one place that reads the environment.

@@ -1,5 +1,5 @@
 //! Docker's `config.json`: read it, change one `credHelpers` entry, write it back atomically,
-//! keeping every other key, their order, the file's mode, and a symlink a symlink.
+//! keeping every other key, their order, the file's mode and owner, and a symlink a symlink.
 
 use std::fs;
 use std::io;
@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::files;
+use crate::error::{Error, Result, one_line};
+use crate::files::{self, Kept};
 
 pub struct DockerConfig {
     /// The path the user knows (`~/.docker/config.json`).
@@ -17,8 +17,18 @@ pub struct DockerConfig {
     /// The file actually written: the symlink's target when `path` is a symlink.
     target: PathBuf,
     doc: Map<String, Value>,
-    /// The file's permissions, kept when it is rewritten (None: a new file).
-    permissions: Option<fs::Permissions>,
+    /// The file's mode and owner, kept when it is rewritten (None: a new file).
+    kept: Option<Kept>,
+}
+
+/// What `set_cred_helper` did to the host's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// It already named the helper.
+    Unchanged,
+    Added,
+    /// It named another helper (this one, as the file had it, on one line).
+    Replaced(String),
 }
 
 impl DockerConfig {
@@ -31,18 +41,17 @@ impl DockerConfig {
                 .map_err(|err| Error::io("cannot follow the symlink", &path, err))?,
             _ => path.clone(),
         };
-        let (text, permissions) = match fs::read(&target) {
+        let (text, kept) = match fs::read(&target) {
             Ok(bytes) => {
-                let permissions = fs::metadata(&target)
-                    .map_err(|err| Error::io("cannot read", &target, err))?
-                    .permissions();
+                let metadata =
+                    fs::metadata(&target).map_err(|err| Error::io("cannot read", &target, err))?;
                 let text = String::from_utf8(bytes).map_err(|_| {
                     Error::DockerConfig(format!(
                         "{} is not UTF-8 text; left it untouched",
                         path.display()
                     ))
                 })?;
-                (text, Some(permissions))
+                (text, Some(Kept::of(&metadata)))
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => (String::new(), None),
             Err(err) => return Err(Error::io("cannot read", &path, err)),
@@ -70,7 +79,7 @@ impl DockerConfig {
             path,
             target,
             doc,
-            permissions,
+            kept,
         })
     }
 
@@ -78,8 +87,23 @@ impl DockerConfig {
         &self.path
     }
 
-    /// Sets `credHelpers[host] = helper`; returns whether anything changed.
-    pub fn set_cred_helper(&mut self, host: &str, helper: &str) -> Result<bool> {
+    /// The file written, for keying its lock: the symlink's target when `path` is a symlink.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The value of a top-level key (`credHelpers`, `credsStore`…), for `doctor`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.doc.get(key)
+    }
+
+    /// Whether the file exists (a missing one loads as empty).
+    pub fn exists(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// Sets `credHelpers[host] = helper`; says what it changed.
+    pub fn set_cred_helper(&mut self, host: &str, helper: &str) -> Result<Change> {
         let helpers = self
             .doc
             .entry("credHelpers")
@@ -90,20 +114,28 @@ impl DockerConfig {
                 self.path.display()
             )));
         };
-        if helpers.get(host).and_then(Value::as_str) == Some(helper) {
-            return Ok(false);
-        }
+        let change = match helpers.get(host) {
+            Some(Value::String(old)) if old == helper => return Ok(Change::Unchanged),
+            Some(Value::String(old)) => Change::Replaced(one_line(old)),
+            Some(old) => Change::Replaced(one_line(&old.to_string())),
+            None => Change::Added,
+        };
         helpers.insert(host.to_string(), Value::String(helper.to_string()));
-        Ok(true)
+        Ok(change)
     }
 
     /// Writes the file as Docker does (tab-indented), atomically: a temp file beside the
-    /// target, fsync, rename, fsync the folder. A new file and folder are private to the user.
+    /// target, fsync, rename, fsync the folder. A new file and folder are private to the user;
+    /// root (`sudo` with `HOME` kept) gives them to the owner of the folder they are made in,
+    /// and a rewritten file keeps its owner.
     pub fn save(&self) -> Result<()> {
         let dir = self.target.parent().unwrap_or(Path::new("."));
         if !dir.exists() {
             files::create_private_dir(dir).map_err(|err| Error::io("cannot create", dir, err))?;
+            files::give_to_parent_owner(dir)
+                .map_err(|err| Error::io("cannot set the owner of", dir, err))?;
         }
+        let kept = self.kept.clone().or_else(|| Kept::new_in(dir));
         let mut json = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         self.doc
@@ -112,7 +144,7 @@ impl DockerConfig {
             ))
             .map_err(|err| Error::DockerConfig(err.to_string()))?;
         json.push(b'\n');
-        files::write_atomic(&self.target, &json, self.permissions.clone())
+        files::write_atomic(&self.target, &json, kept.as_ref())
             .map_err(|err| Error::io("cannot write", &self.path, err))
     }
 }
@@ -134,8 +166,18 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
 
         let mut config = DockerConfig::load(tmp.path()).unwrap();
-        assert!(config.set_cred_helper(HOST, "lightsail").unwrap());
-        assert!(!config.set_cred_helper(HOST, "lightsail").unwrap());
+        assert_eq!(
+            config.set_cred_helper(HOST, "lightsail").unwrap(),
+            Change::Added
+        );
+        assert_eq!(
+            config.set_cred_helper(HOST, "lightsail").unwrap(),
+            Change::Unchanged
+        );
+        assert_eq!(
+            config.set_cred_helper("b", "lightsail").unwrap(),
+            Change::Replaced("ecr-login".into())
+        );
         config.save().unwrap();
 
         let text = fs::read_to_string(&path).unwrap();
@@ -146,6 +188,7 @@ mod tests {
         let written: Value = serde_json::from_str(&text).unwrap();
         let mut expected: Value = serde_json::from_str(original).unwrap();
         expected["credHelpers"][HOST] = Value::String("lightsail".into());
+        expected["credHelpers"]["b"] = Value::String("lightsail".into());
         assert_eq!(
             serde_json::to_string(&written).unwrap(),
             serde_json::to_string(&expected).unwrap()

@@ -63,6 +63,8 @@ pub struct Engine {
     docker_config_dir: Option<PathBuf>,
     /// Whether the engine picks one platform of a multi-platform image (`--platform`).
     picks_platform: bool,
+    /// The engine's API version, as it said it (docker only).
+    api_version: Option<String>,
 }
 
 impl Engine {
@@ -82,6 +84,7 @@ impl Engine {
             program,
             docker_config_dir: config.docker_config_dir.clone(),
             picks_platform: false,
+            api_version: None,
         };
         if kind == EngineKind::Docker {
             let version = engine.run(
@@ -89,12 +92,28 @@ impl Engine {
                 &["version", "--format", "{{.Server.APIVersion}}"],
             )?;
             engine.picks_platform = api_version(&version).is_some_and(|v| v >= PLATFORM_API);
+            engine.api_version = Some(one_line(&version));
         }
         Ok(engine)
     }
 
     pub fn name(&self) -> &'static str {
         self.kind.name()
+    }
+
+    /// The client program found on `PATH`.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The engine's API version (docker only), for `doctor`.
+    pub fn api_version(&self) -> Option<&str> {
+        self.api_version.as_deref()
+    }
+
+    /// Whether `push` can pick linux/amd64 out of a multi-platform image.
+    pub fn picks_platform(&self) -> bool {
+        self.picks_platform
     }
 
     /// The local image `image`: its platform and how many tags it has.

@@ -242,6 +242,22 @@ pub enum Error {
         variable: &'static str,
         reason: String,
     },
+    /// `shown` is the value's host and port as far as they can be told, never its password.
+    #[error(
+        "the proxy setting {variable}{} is not a proxy URL: set it to http://[user:password@]host:port, or unset it",
+        if .shown.is_empty() { String::new() } else { format!(" ({})", .shown) }
+    )]
+    ProxyInvalid {
+        variable: &'static str,
+        shown: String,
+    },
+    #[error(
+        "the proxy {proxy} of {variable} answered in plain HTTP, not TLS: write its URL as http://{proxy}"
+    )]
+    ProxyNotTls {
+        proxy: String,
+        variable: &'static str,
+    },
     #[error(
         "the TLS certificate of the Lightsail endpoint {endpoint} is not trusted ({reason}): if a private CA or a TLS-inspecting proxy signs it, name its PEM file in {AWS_CA_BUNDLE_VAR} or in {CA_BUNDLE_KEY} of your AWS profile"
     )]

@@ -1,11 +1,17 @@
 //! File defences shared by the helper's configuration file and Docker's: whether a path is this
 //! user's own and writable by nobody else (never through a symlink; on Windows, only the link
-//! and the kind are checked), and atomic replacement of a small file (temp file beside it, fsync,
-//! rename, fsync the folder where the platform can).
+//! and the kind are checked), atomic replacement of a small file (temp file beside it, fsync,
+//! rename, fsync the folder where the platform can), and sidecar lock files around a
+//! read-modify-write.
 
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use crate::error::{Error, Result};
 
 /// What kind of file a checked path must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +65,52 @@ pub fn writable(path: &Path, kind: Kind) -> String {
     format!("{WRITABLE}: fix it with `chmod {mode} {}`", path.display())
 }
 
-/// Replaces `target` with `bytes`, atomically and durably: a new temp file beside it (created
-/// exclusively, so never through a link), `permissions` (None: private to the user), fsync,
-/// rename over `target`, fsync the folder.
-pub fn write_atomic(
-    target: &Path,
-    bytes: &[u8],
+/// What a rewrite keeps of the file it replaces: its mode, and (when root rewrites another
+/// user's file, as `sudo` with `HOME` kept does) its owner.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// `None`: a new file's (`private_file`).
     permissions: Option<fs::Permissions>,
-) -> io::Result<()> {
+    #[cfg(unix)]
+    owner: (u32, u32),
+}
+
+impl Kept {
+    pub fn of(metadata: &Metadata) -> Kept {
+        Kept {
+            permissions: Some(metadata.permissions()),
+            #[cfg(unix)]
+            owner: owner_of(metadata),
+        }
+    }
+
+    /// For a new file in `dir`: private to the user, owned (when root) by the folder's owner, so
+    /// that a file root writes into someone's home stays theirs. `None` when `dir` cannot be read.
+    pub fn new_in(dir: &Path) -> Option<Kept> {
+        #[cfg(unix)]
+        let owner = owner_of(&fs::metadata(dir).ok()?);
+        #[cfg(not(unix))]
+        let _ = dir;
+        Some(Kept {
+            permissions: None,
+            #[cfg(unix)]
+            owner,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn owner_of(metadata: &Metadata) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.uid(), metadata.gid())
+}
+
+/// Replaces `target` with `bytes`, atomically and durably: a new temp file beside it (created
+/// exclusively, so never through a link) with what `kept` says (None: private to the user),
+/// fsync, rename over `target`, fsync the folder. Once the rename is done the new contents are in
+/// place: a folder that cannot be flushed after it is logged, not an error, so that a caller
+/// never reports as failed (and half-applied) a change that was made.
+pub fn write_atomic(target: &Path, bytes: &[u8], kept: Option<&Kept>) -> io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let prefix = format!(
         ".{}.",
@@ -77,12 +121,132 @@ pub fn write_atomic(
     );
     let mut temp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir)?;
     temp.write_all(bytes)?;
+    let permissions = kept.and_then(|kept| kept.permissions.clone());
     if let Some(permissions) = permissions.or_else(private_file) {
         temp.as_file().set_permissions(permissions)?;
     }
+    #[cfg(unix)]
+    if let Some(&Kept { owner, .. }) = kept {
+        keep_owner(temp.as_file(), owner)?;
+    }
     temp.as_file().sync_all()?;
     temp.persist(target).map_err(|err| err.error)?;
-    sync_dir(dir)
+    if let Err(err) = sync_dir(dir) {
+        debug!(
+            "wrote {}, but could not flush its folder: {err}",
+            target.display()
+        );
+    }
+    Ok(())
+}
+
+/// Gives `file` to `owner` when this process is root and `owner` is someone else; a user who is
+/// not root can only make files of their own, so nothing changes then.
+#[cfg(unix)]
+fn keep_owner(file: &File, (uid, gid): (u32, u32)) -> io::Result<()> {
+    use rustix::process::{Gid, Uid, geteuid};
+    if !geteuid().is_root() {
+        return Ok(());
+    }
+    rustix::fs::fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(io::Error::from)
+}
+
+/// Gives the folder `dir`, just made, to the owner of the folder it is in, when this process is
+/// root (nothing otherwise): a folder root makes in someone's home stays theirs.
+pub fn give_to_parent_owner(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Some(Kept { owner, .. }) = dir.parent().and_then(Kept::new_in) {
+        keep_owner(&File::open(dir)?, owner)?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` (0700, with its missing parents) if it is missing, and checks it is a folder of
+/// the user's own that nobody else can write; `Err` says why it cannot be used.
+pub fn ensure_private_dir(dir: &Path) -> std::result::Result<(), String> {
+    let metadata = match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            create_private_dir(dir).map_err(|err| format!("cannot create it: {err}"))?;
+            fs::symlink_metadata(dir)
+        }
+        other => other,
+    }
+    .map_err(|err| format!("cannot read it: {err}"))?;
+    match refusal_at(&metadata, Kind::Directory, dir) {
+        Some(reason) => Err(reason),
+        None => Ok(()),
+    }
+}
+
+/// An exclusive lock on a sidecar lock file, held until it is dropped (the OS drops it when its
+/// holder dies, however it dies).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock of the lock file at `path` (created empty and private if missing,
+/// never through a symlink), waiting at most `timeout` for another process to let it go.
+pub fn lock(path: &Path, timeout: Duration) -> Result<FileLock> {
+    let file = open_lock_file(path).map_err(|err| Error::io("cannot open lock file", path, err))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    let mut logged = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(err)) => return Err(Error::io("cannot lock", path, err)),
+        }
+        if !logged {
+            debug!("waiting for lock {}", path.display());
+            logged = true;
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::LockTimeout {
+                path: path.to_path_buf(),
+                after: timeout,
+            });
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    debug!("acquired lock {}", path.display());
+    Ok(FileLock { _file: file })
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.mode(0o600).custom_flags(flags.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(io::Error::other("it is a symbolic link"));
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
+}
+
+/// `path`, made absolute and with its folder's links resolved where it exists: the same file
+/// named two ways gives one name, for keying a lock.
+pub fn canonical(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => fs::canonicalize(dir)
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Why `open_no_follow` opened nothing.
@@ -189,6 +353,24 @@ mod tests {
             check(&file, Kind::File),
             Some("it is writable by group or others")
         );
+    }
+
+    #[test]
+    fn a_second_locker_waits_then_gives_up_and_links_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.lock");
+        let held = lock(&path, Duration::from_secs(1)).unwrap();
+        let err = lock(&path, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        drop(held);
+        assert!(lock(&path, Duration::from_millis(50)).is_ok());
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+
+        let target = tmp.path().join("elsewhere");
+        let link = tmp.path().join("link.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(lock(&link, Duration::from_millis(50)).is_err());
+        assert!(!target.exists());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | [`docker_config`] | Docker's `config.json`: load, change one key, save atomically |
 //! | [`register`] | the `register` command: checks, then `RegisterContainerImage` |
 //! | [`push`] | the `push` command: checks, push through the engine, register, deploy and wait |
+//! | [`doctor`] | the `doctor` command: every check between `docker push` and a registry, as data rendered as text or JSON |
 //! | [`engine`] | the user's `docker` or `podman`, driven through its command line |
 //! | [`error`] | the one error type; its messages are the contract |
 //! | [`secret`] | [`secret::Secret`]: a password that `Debug` never shows |
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod configure;
 pub mod docker_config;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod files;
@@ -91,6 +93,17 @@ pub fn run(
             return human(stdout, stderr, |_, output| {
                 output.raw(&cli::completions(args.shell))
             });
+        }
+        Command::Doctor(args) => {
+            // Exit 1 when a check failed: the checks themselves are the result, on stdout.
+            let mut output = Output::new(stdout, stderr);
+            return match load_config()
+                .and_then(|config| doctor::doctor(&config, &args, now?, &mut output))
+            {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(err) => output.finish(Err(err)),
+            };
         }
     };
     let result =

@@ -10,6 +10,7 @@
 
 mod credentials;
 mod network;
+mod probe;
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -31,12 +32,13 @@ use tracing::debug;
 use crate::cache::Login;
 use crate::config::{Config, TIMEOUT_VAR};
 use crate::error::{Error, Result, one_line};
-use crate::registry::Region;
+use crate::registry::{Region, Registry};
 use crate::secret::Secret;
 
 pub use credentials::check_profile_exists;
 use credentials::*;
 use network::*;
+pub use probe::{NetworkPath, ProbeFailure, RegistryAnswer, probe_registry, registry_proxy};
 
 /// `CreateContainerServiceRegistryLogin` in `region`: the account's registry login.
 pub fn fetch_login(config: &Config, region: &Region) -> Result<Login> {
@@ -302,6 +304,12 @@ struct Lightsail {
     identity: String,
     timeout: Duration,
     route: Route,
+    /// The CA bundle trusted beside the system's roots, and the setting that named it.
+    ca_bundle: Option<String>,
+    /// The `Date` of the last answer, for `doctor`'s clock check.
+    server_date: probe::DateRecorder,
+    /// What gave the credentials ("environment variables", "SSO", "instance role"…).
+    credential_source: Option<&'static str>,
 }
 
 impl Lightsail {
@@ -311,6 +319,7 @@ impl Lightsail {
         // One budget for the whole fetch: resolving credentials, then the call and its retries.
         let deadline = tokio::time::Instant::now() + config.timeout;
         let route = Route::new(config, region);
+        route.check_setting(config)?;
         match &route.proxy {
             Some(proxy) => debug!(
                 "Lightsail endpoint {} through the proxy {proxy}",
@@ -325,11 +334,19 @@ impl Lightsail {
         let mut loader = sdk_loader(config, http.clone())
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(timeouts(config.timeout));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let mut imds_asked = false;
         if let Some(profile) = &config.bound_profile {
             // The bound profile and nothing else: not the default chain, in which keys in the
             // environment come before any profile.
             loader =
                 loader.credentials_provider(profile_credentials(profile, region, config, http));
+        } else if imds_recently_silent(config, now) {
+            loader = loader.credentials_provider(chain_without_imds(region, config, http));
+        } else {
+            imds_asked = true;
         }
         let sdk_config = loader.load().await;
         let identity = config.identity.description.clone();
@@ -344,7 +361,12 @@ impl Lightsail {
                     config.timeout.as_secs()
                 ))
             })?
-            .map_err(|err| credentials_error(err, config, profiles.as_ref()))?;
+            .map_err(|err| {
+                if imds_asked && imds_unanswered(&err) {
+                    remember_imds_silence(config, now);
+                }
+                credentials_error(err, config, profiles.as_ref())
+            })?;
         if let Some(field) = unsignable(&credentials) {
             return Err(Error::AwsCredentials(format!(
                 "{identity}: the {field} holds a character no HTTP header can carry (a control character): check where it is set"
@@ -354,6 +376,8 @@ impl Lightsail {
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
         );
+        let credential_source = probe::credential_source(&credentials);
+        let server_date = probe::DateRecorder::default();
         let call_budget = match budget {
             Budget::Shared => deadline
                 .saturating_duration_since(tokio::time::Instant::now())
@@ -366,7 +390,8 @@ impl Lightsail {
         };
         let mut client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
             .credentials_provider(credentials)
-            .timeout_config(timeouts(call_budget));
+            .timeout_config(timeouts(call_budget))
+            .interceptor(server_date.clone());
         client_config.set_endpoint_url(lightsail_endpoint(config, &sdk_config));
         let client_config = client_config.build();
         Ok(Lightsail {
@@ -375,6 +400,10 @@ impl Lightsail {
             identity,
             timeout: config.timeout,
             route,
+            ca_bundle: ca_bundle(config, profiles.as_ref())
+                .map(|bundle| format!("{} ({})", bundle.path.display(), bundle.from)),
+            server_date,
+            credential_source,
         })
     }
 
@@ -399,8 +428,20 @@ impl Lightsail {
             .expires_at()
             .ok_or_else(|| self.bad_response("the login has no expiresAt"))?
             .secs();
+        // The host decides where Docker sends this password and what lands in config.json: it
+        // must be a registry host of the region asked for, or nothing is written or pushed.
+        let answered = field(login.registry(), "registry")?;
+        let registry = Registry::parse(&answered)
+            .filter(|registry| registry.region == self.region)
+            .ok_or_else(|| {
+                self.bad_response(&format!(
+                    "the login names the registry {:?}, which is not a registry host of {}; refusing it",
+                    one_line(&answered),
+                    self.region
+                ))
+            })?;
         Ok(Login {
-            registry: field(login.registry(), "registry")?.to_ascii_lowercase(),
+            registry: registry.host,
             username: field(login.username(), "username")?,
             secret: Secret::new(field(login.password(), "password")?),
             expires_at: u64::try_from(expires_at).unwrap_or(0),
@@ -547,6 +588,26 @@ impl Session {
 
     pub fn region(&self) -> &Region {
         &self.lightsail.region
+    }
+
+    /// The endpoint, proxy and CA bundle the calls use.
+    pub fn network_path(&self) -> NetworkPath {
+        let route = &self.lightsail.route;
+        NetworkPath {
+            endpoint: route.endpoint.clone(),
+            proxy: route.proxy.clone().map(|proxy| (proxy, route.proxy_var)),
+            ca_bundle: self.lightsail.ca_bundle.clone(),
+        }
+    }
+
+    /// What gave the credentials: "environment variables", "SSO", "instance role"…
+    pub fn credential_source(&self) -> Option<&'static str> {
+        self.lightsail.credential_source
+    }
+
+    /// The `Date` of Lightsail's last answer, in Unix seconds.
+    pub fn server_date(&self) -> Option<i64> {
+        *self.lightsail.server_date.0.lock().ok()?
     }
 
     pub fn registry_login(&self) -> Result<Login> {

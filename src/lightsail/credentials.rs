@@ -3,22 +3,30 @@
 //! profile, no credentials anywhere, an expired SSO session), the details in the debug log.
 
 use std::error::Error as StdError;
+use std::io::Read;
 
 use aws_config::BehaviorVersion;
+use aws_config::ecs::EcsCredentialsProvider;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::imds::client::error::ImdsError;
+use aws_config::meta::ProviderChainError;
+use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileSet};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 use tracing::debug;
 
+use crate::cache::Cache;
 use crate::config::{
     AWS_ACCESS_KEY_ID_VAR, AWS_CONFIG_FILE_VAR, AWS_PROFILE_VAR, AWS_SECRET_ACCESS_KEY_VAR,
     AWS_SHARED_CREDENTIALS_FILE_VAR, Config, LOG_VAR, TIMEOUT_VAR,
 };
 use crate::error::{Error, Result, one_line};
+use crate::files;
 use crate::registry::Region;
 
 use super::{run_bounded, timeouts};
@@ -31,16 +39,123 @@ pub(super) fn profile_credentials(
     config: &Config,
     http: aws_sdk_lightsail::config::SharedHttpClient,
 ) -> ProfileFileCredentialsProvider {
-    let provider_config = ProviderConfig::without_region()
+    ProfileFileCredentialsProvider::builder()
+        .configure(&provider_config(region, config, http))
+        .profile_name(profile)
+        .build()
+}
+
+/// What credential providers are built with: the region, the HTTP client and the budget.
+fn provider_config(
+    region: &Region,
+    config: &Config,
+    http: aws_sdk_lightsail::config::SharedHttpClient,
+) -> ProviderConfig {
+    ProviderConfig::without_region()
         .with_region(Some(aws_config::Region::new(region.to_string())))
         .with_http_client(http)
         .with_behavior_version(Some(BehaviorVersion::latest()))
         .with_timeout_config(timeouts(config.timeout))
-        .with_retry_config(RetryConfig::standard().with_max_attempts(3));
-    ProfileFileCredentialsProvider::builder()
-        .configure(&provider_config)
-        .profile_name(profile)
-        .build()
+        .with_retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// The file in the cache folder that remembers when the instance metadata service last did not
+/// answer (Unix seconds): off EC2, with nothing at its address, each probe costs a second.
+const IMDS_SILENT_FILE: &str = "imds-unanswered";
+/// How long that silence is believed: within it, the metadata service is not asked again.
+const IMDS_SILENT_FOR: u64 = 60;
+
+/// Whether the instance metadata service did not answer less than `IMDS_SILENT_FOR` ago.
+pub(super) fn imds_recently_silent(config: &Config, now: u64) -> bool {
+    let Some(path) = config
+        .cache_dir
+        .as_ref()
+        .map(|dir| dir.join(IMDS_SILENT_FILE))
+    else {
+        return false;
+    };
+    let Ok(mut file) = files::open_no_follow(&path) else {
+        return false;
+    };
+    let trusted = file
+        .metadata()
+        .is_ok_and(|meta| files::refusal(&meta, files::Kind::File).is_none());
+    let mut text = String::new();
+    if !trusted || (&mut file).take(32).read_to_string(&mut text).is_err() {
+        return false;
+    }
+    match text.trim().parse::<u64>() {
+        Ok(at) if at <= now && now < at + IMDS_SILENT_FOR => {
+            debug!(
+                "not asking the instance metadata service: it did not answer {} s ago",
+                now - at
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Remembers that the instance metadata service did not answer at `now`, in the cache folder if
+/// it is a safe one (nothing is written elsewhere).
+pub(super) fn remember_imds_silence(config: &Config, now: u64) {
+    let Some(cache) = Cache::open_or_log(config.cache_dir.as_deref()) else {
+        return;
+    };
+    let path = cache.dir().join(IMDS_SILENT_FILE);
+    match files::write_atomic(&path, format!("{now}\n").as_bytes(), None) {
+        Ok(()) => debug!(
+            "the instance metadata service did not answer: not asking it again for {IMDS_SILENT_FOR} s"
+        ),
+        Err(err) => debug!("cannot write {}: {err}", path.display()),
+    }
+}
+
+/// Whether the standard chain's instance-metadata step failed for want of an answer (a timeout,
+/// or nothing at the address), as opposed to an answer without credentials.
+pub(super) fn imds_unanswered(err: &CredentialsError) -> bool {
+    let Some(chain) = err
+        .source()
+        .and_then(|source| source.downcast_ref::<ProviderChainError<CredentialsError>>())
+    else {
+        return false;
+    };
+    // aws-config's error for it is private: its message is what there is to go by.
+    chain.attempts().iter().any(|attempt| {
+        attempt.name() == "Ec2InstanceMetadata"
+            && causes(attempt.error()).contains("could not communicate with IMDS")
+    })
+}
+
+/// The standard credential chain (environment, profile, web identity, container) without its
+/// last step, the instance metadata service, for the minute after it did not answer. Every
+/// other source is asked as always, so credentials that appear meanwhile are used at once.
+pub(super) fn chain_without_imds(
+    region: &Region,
+    config: &Config,
+    http: aws_sdk_lightsail::config::SharedHttpClient,
+) -> CredentialsProviderChain {
+    let conf = provider_config(region, config, http);
+    CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else(
+        "Profile",
+        ProfileFileCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    )
+    .or_else(
+        "WebIdentityToken",
+        WebIdentityTokenCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    )
+    .or_else(
+        "EcsContainer",
+        EcsCredentialsProvider::builder().configure(&conf).build(),
+    )
 }
 
 /// The profiles of the AWS config and credentials files, read by aws-config's own parser (the

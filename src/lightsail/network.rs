@@ -31,8 +31,10 @@ pub(super) struct Route {
     plain_http: bool,
     /// `host:port` of the proxy that carries the calls, if one does.
     pub(super) proxy: Option<String>,
+    /// Whether that proxy is named with `https://` (TLS to the proxy itself).
+    proxy_tls: bool,
     /// The variable that names that proxy.
-    proxy_var: &'static str,
+    pub(super) proxy_var: &'static str,
 }
 
 impl Route {
@@ -46,10 +48,13 @@ impl Route {
             .unwrap_or_else(|| format!("https://lightsail.{region}.amazonaws.com"));
         let uri = url.parse::<http::Uri>().ok();
         let plain_http = uri.as_ref().and_then(http::Uri::scheme_str) == Some("http");
-        let proxy = uri
+        let intercept = uri
             .as_ref()
-            .and_then(|uri| Matcher::from_env().intercept(uri))
-            .map(|intercept| host_port(intercept.uri()));
+            .and_then(|uri| Matcher::from_env().intercept(uri));
+        let proxy_tls = intercept
+            .as_ref()
+            .is_some_and(|intercept| intercept.uri().scheme_str() == Some("https"));
+        let proxy = intercept.map(|intercept| host_port(intercept.uri()));
         let proxy_var = if plain_http {
             config.network.http_proxy_var.unwrap_or(HTTP_PROXY_VAR)
         } else {
@@ -59,7 +64,26 @@ impl Route {
             endpoint: uri.as_ref().map_or_else(|| one_line(&url), host_port),
             plain_http,
             proxy,
+            proxy_tls,
             proxy_var,
+        }
+    }
+
+    /// The proxy variable for this endpoint's scheme, when its value is one the HTTP client
+    /// cannot use: hyper-util's matcher would skip it without a word, and the calls would go
+    /// direct (or through `ALL_PROXY`), which behind a proxy-only network means a timeout.
+    pub(super) fn check_setting(&self, config: &Config) -> Result<()> {
+        let value = if self.plain_http {
+            &config.network.http_proxy_value
+        } else {
+            &config.network.https_proxy_value
+        };
+        match value {
+            Some(value) if !usable_proxy_url(value.expose()) => Err(Error::ProxyInvalid {
+                variable: self.proxy_var,
+                shown: proxy_host_port(value.expose()),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -108,6 +132,21 @@ impl Route {
         };
         // hyper-util's tunnel error type is private: its messages are all there is to go by.
         let said = |text: &str| chain.iter().any(|cause| cause.to_string() == text);
+        // TLS to an `https://` proxy failed before any tunnel: the proxy did not speak TLS (a
+        // plain HTTP proxy answers the TLS greeting with an HTTP error, or hangs up).
+        let tls_broken = chain.iter().any(|cause| {
+            cause.downcast_ref::<rustls::Error>().is_some()
+                || cause.to_string() == "tls handshake eof"
+        });
+        if self.proxy_tls
+            && said("tunnel error: failed to create underlying connection")
+            && tls_broken
+        {
+            return Error::ProxyNotTls {
+                proxy,
+                variable: self.proxy_var,
+            };
+        }
         if said("tunnel error: proxy authorization required") {
             Error::ProxyAuthRequired {
                 proxy,
@@ -137,6 +176,39 @@ pub(super) fn host_port(uri: &http::Uri) -> String {
         _ => 443,
     });
     format!("{}:{port}", uri.host().unwrap_or("?"))
+}
+
+/// Whether hyper-util's matcher can use `value` as a proxy: a URI with no scheme (taken as
+/// `http`), `http` or `https`, and a host (after any `user:password@`).
+fn usable_proxy_url(value: &str) -> bool {
+    let Ok(uri) = value.trim().parse::<http::Uri>() else {
+        return false;
+    };
+    if !matches!(uri.scheme_str(), None | Some("http" | "https")) {
+        return false;
+    }
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    let host_port = authority
+        .as_str()
+        .split_once('@')
+        .map_or(authority.as_str(), |(_, host_port)| host_port);
+    !host_port.is_empty()
+        && http::Uri::builder()
+            .scheme("http")
+            .authority(host_port)
+            .path_and_query("/")
+            .build()
+            .is_ok()
+}
+
+/// The `host:port` part of a proxy setting as written, whatever else is wrong with it: after the
+/// last `@` (so never a user or password), before any path.
+fn proxy_host_port(value: &str) -> String {
+    let rest = value.split_once("://").map_or(value, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    one_line(rest.split('/').next().unwrap_or_default())
 }
 
 /// "502 Bad Gateway".
@@ -204,10 +276,20 @@ pub(super) fn https_client(
     )
 }
 
+/// A connection maker for requests outside the SDK (a registry's `/v2/`): rustls on ring, names
+/// resolved in Rust, the proxy of the environment, the system's roots only.
+pub(super) fn system_connector() -> aws_smithy_http_client::Connector {
+    use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig};
+    ConnectorBuilder::default()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .proxy_config(ProxyConfig::from_env())
+        .build_with_resolver(SystemDns)
+}
+
 /// A PEM file of certificate authorities to trust, and the setting that named it.
 pub(super) struct CaBundle {
-    path: PathBuf,
-    from: CaBundleFrom,
+    pub(super) path: PathBuf,
+    pub(super) from: CaBundleFrom,
 }
 
 /// `AWS_CA_BUNDLE`, else `ca_bundle` in the active profile of `profiles` (the AWS config files,
@@ -328,6 +410,36 @@ mod tests {
             name("https://lightsail.us-east-1.amazonaws.com"),
             "lightsail.us-east-1.amazonaws.com:443"
         );
+    }
+
+    #[test]
+    fn proxy_settings_are_checked_as_the_matcher_reads_them() {
+        for good in [
+            "http://proxy.corp:3128",
+            "https://user:pa%40ss@proxy.corp:443",
+            "proxy.corp:3128",
+            "http://[::1]:3128/",
+        ] {
+            assert!(usable_proxy_url(good), "{good}");
+        }
+        for bad in [
+            "",
+            "http://",
+            "http://proxy corp:3128",
+            "ftp://proxy.corp:21",
+            "socks5://proxy.corp:1080",
+            "http://user:pw@",
+        ] {
+            assert!(!usable_proxy_url(bad), "{bad}");
+        }
+        for (value, shown) in [
+            ("http://user:pa/ss@proxy corp:3128/x", "proxy corp:3128"),
+            ("user:p@ss@proxy:1", "proxy:1"),
+            ("http://", ""),
+            ("proxy\ncorp", "proxy corp"),
+        ] {
+            assert_eq!(proxy_host_port(value), shown, "{value}");
+        }
     }
 
     #[test]

@@ -403,6 +403,62 @@ check "configure through a config.json symlink succeeds" succeeded
 check "the symlink stays a symlink to the same file, which gets the entry" \
     eval '[ -L "$DOCKER_CONFIG/config.json" ] && [ "$(readlink "$DOCKER_CONFIG/config.json")" = ../dotfiles/docker.json ] && has_cred_helper "$work/dotfiles/docker.json"'
 
+# ---- doctor against the real registry -----------------------------------------------------------
+
+# doctor asks the registry's /v2/ trusting the system's roots, as Docker's engine does: here, the
+# test CA. There is no engine (DOCKER_HOST leads nowhere), so engine.found is its one FAIL.
+export DOCKER_CONFIG=$HOME/.docker
+doctor() { run "$1" env SSL_CERT_FILE="$work/tls/ca.crt" docker-credential-lightsail doctor --json; }
+# doctor_says ID STATUS [TEXT]: the check ID of the last doctor run has STATUS (and TEXT in its
+# message or fix).
+doctor_says() {
+    json "$out" "$@" <<'EOF'
+import json, sys
+checks = json.load(open(sys.argv[1]))["checks"]
+text = sys.argv[4] if len(sys.argv) > 4 else ""
+sys.exit(0 if any(c["id"] == sys.argv[2] and c["status"] == sys.argv[3]
+                  and text in c["message"] + " " + (c["fix"] or "") for c in checks) else 1)
+EOF
+}
+# doctor_fails_only ID: ID is the only failed check of the last doctor run.
+doctor_fails_only() {
+    json "$out" "$1" <<'EOF'
+import json, sys
+failed = [c["id"] for c in json.load(open(sys.argv[1]))["checks"] if c["status"] == "fail"]
+sys.exit(0 if failed == [sys.argv[2]] else 1)
+EOF
+}
+doctor doctor
+check "doctor: the real registry's /v2/ answers 401 with its challenge" \
+    doctor_says registry.v2 ok 'Basic realm="lightsail-e2e"'
+check "doctor: the registry accepts the login the helper serves" doctor_says registry.v2_login ok
+check "doctor: the login's registry host is the credHelpers key" doctor_says registry.entry ok
+check "doctor exits 1 with the missing engine as its only FAIL" \
+    eval 'refused && doctor_fails_only engine.found'
+
+# A cached login whose password the registry no longer takes (revoked, say): doctor finds that
+# the registry refuses it but takes a fresh one, and names erase; after erase all is well.
+stale_cache() {
+    python3 - "$DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR" <<'EOF'
+import glob, json, os, sys
+paths = glob.glob(os.path.join(sys.argv[1], "login-*.json"))
+for path in paths:
+    doc = json.load(open(path))
+    doc["login"]["secret"] = "no-longer-the-registry-password"
+    with open(path, "w") as f:
+        json.dump(doc, f)
+sys.exit(0 if paths else 1)
+EOF
+}
+check "the cached login's password is made stale" stale_cache
+doctor doctor-stale
+check "doctor: the registry refuses the stale cached login and takes a fresh one; the fix is erase" \
+    doctor_says registry.v2_login fail "echo $HOST | docker-credential-lightsail erase"
+INPUT=$HOST run erase-stale docker-credential-lightsail erase
+doctor doctor-fixed
+check "after that fix the registry accepts the helper's login again" \
+    eval 'doctor_says registry.v2_login ok && doctor_fails_only engine.found'
+
 # ---- the password never showed ------------------------------------------------------------------
 
 leaks() { grep -rlF -e "$PASSWORD" -e "$AWS_SECRET_ACCESS_KEY" "$work/out" "$work/helper-calls.log" 2>/dev/null || true; }

@@ -13,6 +13,7 @@ mod support;
 mod cache;
 mod commands;
 mod concurrency;
+mod doctor;
 mod edges;
 mod failures;
 mod fake_selftest;

@@ -382,6 +382,85 @@ fn a_proxy_that_is_not_there_is_named_without_the_password() {
 }
 
 #[test]
+fn a_proxy_value_that_is_not_a_url_is_named_without_the_password() {
+    let mut env = TestEnv::new();
+    // The real AWS endpoint: a proxy setting that cannot work must not mean going direct.
+    env.remove_env("AWS_ENDPOINT_URL_LIGHTSAIL");
+    for (variable, value, shown) in [
+        (
+            "HTTPS_PROXY",
+            format!("http://{PROXY_USER}:{PROXY_PASSWORD}@proxy corp:3128"),
+            "proxy corp:3128",
+        ),
+        (
+            "https_proxy",
+            format!("ftp://{PROXY_USER}:{PROXY_PASSWORD}@proxy.corp:21"),
+            "proxy.corp:21",
+        ),
+        ("ALL_PROXY", "http://".to_string(), ""),
+    ] {
+        let mut cmd = env.cmd(&["get"]);
+        cmd.env(variable, &value);
+        let shown = match shown {
+            "" => String::new(),
+            shown => format!(" ({shown})"),
+        };
+        assert_eq!(
+            fails(&env, cmd),
+            format!(
+                "the proxy setting {variable}{shown} is not a proxy URL: set it to http://[user:password@]host:port, or unset it"
+            )
+        );
+    }
+    assert_eq!(env.fake.login_calls(), 0);
+}
+
+#[test]
+fn an_https_proxy_that_answers_in_plain_http_is_named() {
+    let mut env = TestEnv::new();
+    let (ca, front) = tls_front(&env);
+    let proxy = TestProxy::start();
+    proxy.route(PROXY_ONLY, local(front.port()));
+    env.set_env(
+        "AWS_ENDPOINT_URL_LIGHTSAIL",
+        format!("https://{PROXY_ONLY}"),
+    );
+    env.set_env("AWS_CA_BUNDLE", ca.pem());
+    // A proxy that speaks plain HTTP, named with `https://`.
+    env.set_env(
+        "HTTPS_PROXY",
+        proxy
+            .url_with_credentials(PROXY_USER, PROXY_PASSWORD)
+            .replacen("http://", "https://", 1),
+    );
+    let port = proxy.host_port();
+    let expected = |port: &str| {
+        format!(
+            "the proxy {port} of HTTPS_PROXY answered in plain HTTP, not TLS: write its URL as http://{port}"
+        )
+    };
+    assert_eq!(fails(&env, env.cmd(&["get"])), expected(&port));
+
+    // A proxy that answers the TLS greeting with an HTTP error, as squid does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mut cmd = env.cmd(&["get"]);
+    cmd.env("HTTPS_PROXY", format!("https://{port}"));
+    assert_eq!(fails(&env, cmd), expected(&port));
+    assert_eq!(env.fake.login_calls(), 0);
+}
+
+#[test]
 fn the_leak_scan_knows_proxy_passwords() {
     // Control for the scans above: a run that printed the password would fail its test.
     let mut cmd = Command::new("true");

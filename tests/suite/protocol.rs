@@ -32,6 +32,8 @@ fn version_help_and_usage() {
         "configure",
         "register",
         "push",
+        "doctor",
+        "completions",
         "help",
     ];
     assert_eq!(

@@ -138,8 +138,20 @@ impl FakeLightsail {
             status,
             content_type: JSON_CONTENT_TYPE,
             body: body.into(),
+            challenge: None,
         };
         self.shared.update(|s| s.canned = Some(canned));
+    }
+
+    /// Runs the fake's clock `seconds` off the real one: its answers' `Date` and its logins'
+    /// expiry, as a server whose clock differs from this machine's.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.update(|s| s.clock_offset = seconds);
+    }
+
+    /// With `true`, the registry's `/v2/` refuses every login (401), as for a wrong password.
+    pub fn refuse_registry_logins(&self, refuse: bool) {
+        self.shared.update(|s| s.registry_refuses = refuse);
     }
 
     /// Sets the account id in registry host names.
@@ -159,6 +171,13 @@ impl FakeLightsail {
     /// The registry host the fake returns for logins signed with `access_key_id` in `region`.
     pub fn registry_host_for_key(&self, access_key_id: &str, region: &str) -> String {
         registry_host(self.shared.lock().account_of(access_key_id), region)
+    }
+
+    /// With `Some(text)`, logins from now on name this registry (whatever the region); `None`
+    /// goes back to the account's host of the region signed for.
+    pub fn set_login_registry(&self, registry: Option<&str>) {
+        self.shared
+            .update(|s| s.login_registry = registry.map(str::to_string));
     }
 
     /// Logins issued from now on expire `seconds` after the call (may be small or negative).
@@ -353,6 +372,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The fake's clock: the real one with `set_clock_offset` added.
+    fn now(&self) -> i64 {
+        now_epoch_secs() + self.lock().clock_offset
+    }
+
     /// Locks the state; a panicking test thread must not poison the fake for everyone else.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -405,6 +429,7 @@ struct State {
     accounts_by_key: HashMap<String, String>,
     expires_in: i64,
     fixed_password: Option<String>,
+    login_registry: Option<String>,
     expect_region: Option<String>,
     known_access_keys: Option<HashSet<String>>,
     services: Services,
@@ -414,6 +439,10 @@ struct State {
     held: bool,
     failures: VecDeque<Failure>,
     canned: Option<Response>,
+    /// Seconds added to the fake's clock (its `Date` headers and login expiry).
+    clock_offset: i64,
+    /// Whether the registry's `/v2/` refuses every login.
+    registry_refuses: bool,
     // Observations.
     calls: HashMap<String, usize>,
     requests: Vec<RecordedRequest>,
@@ -434,6 +463,7 @@ impl Default for State {
             accounts_by_key: HashMap::new(),
             expires_in: DEFAULT_EXPIRES_IN,
             fixed_password: None,
+            login_registry: None,
             expect_region: None,
             known_access_keys: None,
             services: Services::new(DEFAULT_SERVICES),
@@ -443,6 +473,8 @@ impl Default for State {
             held: false,
             failures: VecDeque::new(),
             canned: None,
+            clock_offset: 0,
+            registry_refuses: false,
             calls: HashMap::new(),
             requests: Vec::new(),
             passwords: Vec::new(),
@@ -502,6 +534,25 @@ impl State {
         password
     }
 
+    /// A registry's `GET /v2/` (the fake behind a TLS front stands in for the registry host):
+    /// 401 with a Basic challenge, or 200 for `Basic` credentials of a password it issued.
+    fn registry_v2(&self, request: &Request) -> Response {
+        let accepted = !self.registry_refuses
+            && request.header("authorization").is_some_and(|given| {
+                self.passwords.iter().any(|password| {
+                    given == format!("Basic {}", base64(&format!("AWS:{password}")))
+                })
+            });
+        if accepted {
+            return Response::json(json!({}));
+        }
+        Response {
+            status: 401,
+            challenge: Some("Basic realm=\"fake registry\"".to_string()),
+            ..Response::error(401, "UNAUTHORIZED", "authentication required")
+        }
+    }
+
     /// The account that calls signed with `access_key_id` belong to.
     fn account_of(&self, access_key_id: &str) -> &str {
         self.accounts_by_key
@@ -512,8 +563,11 @@ impl State {
     fn login(&mut self, port: u16, region: &str, access_key_id: &str) -> Response {
         let mut login = json!({
             "username": "AWS",
-            "expiresAt": now_epoch_secs() + self.expires_in,
-            "registry": registry_host(self.account_of(access_key_id), region),
+            "expiresAt": now_epoch_secs() + self.clock_offset + self.expires_in,
+            "registry": self
+                .login_registry
+                .clone()
+                .unwrap_or_else(|| registry_host(self.account_of(access_key_id), region)),
         });
         if self.mode != Mode::LoginWithoutPassword {
             login["password"] = Value::from(self.issue_password(port));
@@ -631,10 +685,12 @@ fn serve_requests(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     while let Some(request) = Request::read(&mut reader)? {
         match handle(&request, shared) {
             Reply::Whole(response) => {
-                writer.write_all(&response.to_bytes())?;
+                writer.write_all(&response.to_bytes(shared.now()))?;
                 writer.flush()?;
             }
-            Reply::Drip(response) => drip_out(&mut writer, &response.to_bytes(), shared)?,
+            Reply::Drip(response) => {
+                drip_out(&mut writer, &response.to_bytes(shared.now()), shared)?
+            }
             Reply::Never => {
                 shared.wait_until(None, |s| s.stopping);
                 return Ok(());
@@ -677,6 +733,7 @@ fn handle(request: &Request, shared: &Shared) -> Reply {
         ("GET", "/__services") => {
             Reply::Whole(Response::json(shared.update(|s| s.services.describe(None))))
         }
+        ("GET", "/v2/") => Reply::Whole(shared.lock().registry_v2(request)),
         ("POST", "/") => handle_operation(request, shared),
         _ => Reply::Whole(Response::error(
             404,
@@ -923,6 +980,8 @@ struct Response {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    /// A registry's `WWW-Authenticate` challenge.
+    challenge: Option<String>,
 }
 
 impl Response {
@@ -935,6 +994,7 @@ impl Response {
             status: 200,
             content_type: JSON_CONTENT_TYPE,
             body: body.into_bytes(),
+            challenge: None,
         }
     }
 
@@ -945,6 +1005,7 @@ impl Response {
             status,
             content_type: JSON_CONTENT_TYPE,
             body: body.into_bytes(),
+            challenge: None,
         }
     }
 
@@ -953,12 +1014,15 @@ impl Response {
             status: 200,
             content_type: "text/plain; charset=utf-8",
             body: body.into_bytes(),
+            challenge: None,
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    /// The answer on the wire, its `Date` the fake's clock `now`.
+    fn to_bytes(&self, now: i64) -> Vec<u8> {
         let reason = match self.status {
             200 => "OK",
+            401 => "Unauthorized",
             400 => "Bad Request",
             403 => "Forbidden",
             404 => "Not Found",
@@ -972,14 +1036,44 @@ impl Response {
              Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
             self.status,
             request_id(),
-            http_date(now_epoch_secs()),
+            http_date(now),
             self.content_type,
             self.body.len(),
         )
         .into_bytes();
+        if let Some(challenge) = &self.challenge {
+            // Before the blank line that ends the headers.
+            let end = bytes.len() - 2;
+            bytes.splice(
+                end..end,
+                format!("WWW-Authenticate: {challenge}\r\n").into_bytes(),
+            );
+        }
         bytes.extend_from_slice(&self.body);
         bytes
     }
+}
+
+/// Standard base64 with padding, for comparing Basic credentials.
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> shift) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A fresh request id in the UUID shape AWS uses.
@@ -1272,6 +1366,20 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_standard_base64() {
+        for (text, encoded) in [
+            ("", ""),
+            ("A", "QQ=="),
+            ("AW", "QVc="),
+            ("AWS", "QVdT"),
+            ("AWS:pw", "QVdTOnB3"),
+            ("AWS:LSPW-1?>", "QVdTOkxTUFctMT8+"),
+        ] {
+            assert_eq!(base64(text), encoded, "{text}");
+        }
+    }
 
     #[test]
     fn http_dates_are_written_as_http_writes_them() {
