@@ -1,5 +1,7 @@
-//! A hostile or broken cache directory never stops a `get`, never serves what someone else put
-//! there, never makes the helper write through a link to somewhere else, and never blocks it.
+//! A hostile environment. A hostile or broken cache directory never stops a `get`, never serves
+//! what someone else put there, never makes the helper write through a link to somewhere else,
+//! and never blocks it. And no variable or AWS profile setting, however broken, makes a command
+//! panic (the second half of this file).
 //!
 //! Every case runs the real binary through the harness with debug logs on, and checks:
 //! exit 0 with the credentials the fake API issued (counting the API calls), a debug-log line
@@ -906,6 +908,11 @@ fn hostile_aws_profiles_never_make_a_command_panic() {
         (
             "folder ca_bundle",
             "[default]\nca_bundle = /\n".into(),
+            false,
+        ),
+        (
+            "control ca_bundle",
+            "[default]\nca_bundle = /tmp/\u{1b}[2Jca.pem\n".into(),
             false,
         ),
         (
