@@ -77,6 +77,7 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
         after: config.timeout,
     };
     let found = run_bounded(config, timeout, async {
+        check_aws_files(config)?;
         let profiles = profile_set(config).await;
         Ok(sdk_loader(config, https_client(config, profiles.as_ref())?)
             .load()
@@ -157,6 +158,41 @@ fn sdk_loader(
         Some(profile) => loader.profile_name(profile),
         None => loader,
     }
+}
+
+/// The most an AWS config file or CA bundle may hold: real ones hold kilobytes.
+const MAX_AWS_FILE_BYTES: u64 = 16 << 20;
+
+/// Why `path` cannot be read whole, and quickly, if it cannot. aws-config and the TLS setup read
+/// these files whole and synchronously, past any timeout: a FIFO would block for ever, and a
+/// device such as `/dev/zero` would fill memory. A missing file is for its reader to judge.
+fn not_a_readable_file(path: &std::path::Path) -> Option<std::io::Error> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_file() {
+        Some(std::io::Error::other(
+            "it is not a regular file (a FIFO or a device would block or never end)",
+        ))
+    } else if metadata.len() > MAX_AWS_FILE_BYTES {
+        Some(std::io::Error::other("it is larger than 16 MiB"))
+    } else {
+        None
+    }
+}
+
+/// The AWS config and shared credentials files, before aws-config reads them.
+fn check_aws_files(config: &Config) -> Result<()> {
+    for (path, context) in [
+        (&config.aws.config_file, "cannot read the AWS config file"),
+        (
+            &config.aws.credentials_file,
+            "cannot read the AWS shared credentials file",
+        ),
+    ] {
+        if let Some(why) = not_a_readable_file(path) {
+            return Err(Error::io(context, path.clone(), why));
+        }
+    }
+    Ok(())
 }
 
 /// Where Lightsail calls go: the endpoint of the environment as `config` read (and checked) it,
@@ -327,6 +363,7 @@ impl Lightsail {
             ),
             None => debug!("Lightsail endpoint {}, no proxy", route.endpoint),
         }
+        check_aws_files(config)?;
         let profiles = profile_set(config).await;
         check_profile(config, Some(region), profiles.as_ref())?;
         check_profile_keys(config, profiles.as_ref())?;

@@ -1185,3 +1185,63 @@ fn aws_retry_settings_cannot_stop_a_command() {
         assert_eq!(env.fake.calls(REGISTER_OP), 1);
     }
 }
+
+#[test]
+fn aws_files_that_are_fifos_or_too_large_are_refused_at_once() {
+    // A FIFO blocked the read (a synchronous one, past every timeout); a device such as
+    // /dev/zero filled memory (not run here: it would take the machine's). A sparse file just
+    // over the limit stands for it.
+    for (what, kind) in [
+        ("AWS_CONFIG_FILE", "fifo"),
+        ("AWS_CONFIG_FILE", "large"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "fifo"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "large"),
+        ("AWS_CA_BUNDLE", "fifo"),
+        ("AWS_CA_BUNDLE", "large"),
+        ("ca_bundle", "fifo"),
+        ("~/.aws/config", "fifo"),
+    ] {
+        let mut env = TestEnv::new();
+        let path = env.root().join(format!("{kind}-file"));
+        if kind == "fifo" {
+            mkfifo(&path);
+        } else {
+            let file = fs::File::create(&path).unwrap();
+            file.set_len((16 << 20) + 1).unwrap();
+        }
+        let context = match what {
+            "ca_bundle" | "AWS_CA_BUNDLE" => "cannot read the CA bundle",
+            "AWS_SHARED_CREDENTIALS_FILE" => "cannot read the AWS shared credentials file",
+            _ => "cannot read the AWS config file",
+        };
+        let reason = match kind {
+            "fifo" => "it is not a regular file (a FIFO or a device would block or never end)",
+            _ => "it is larger than 16 MiB",
+        };
+        match what {
+            "ca_bundle" => {
+                env.write_aws_config(&format!("[default]\nca_bundle = {}\n", path.display()))
+            }
+            "~/.aws/config" => {
+                fs::create_dir(env.home().join(".aws")).unwrap();
+                fs::rename(&path, env.home().join(".aws").join("config")).unwrap();
+                env.remove_env("AWS_CONFIG_FILE");
+            }
+            name => env.set_env(name, &path),
+        }
+        for args in [&["get"][..], &["configure", "--region", REGION][..]] {
+            let output = run_bounded(&env, env.cmd(args), &env.registry_host(REGION));
+            let error = if args[0] == "get" {
+                &output.stdout
+            } else {
+                &output.stderr
+            };
+            assert_eq!(output.code, Some(1), "{what} {kind}: {output:#?}");
+            assert!(
+                error.contains(context) && error.trim_end().ends_with(reason),
+                "{what} {kind}: {output:#?}"
+            );
+        }
+        assert_eq!(env.fake.login_calls(), 0);
+    }
+}
