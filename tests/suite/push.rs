@@ -44,7 +44,8 @@ push)
     if [ -e "$dir/ignore-term" ]; then trap 'echo "ignoring SIGTERM" >&2' TERM; fi
     echo "The push refers to repository [${target%:*}]"
     if [ -e "$dir/hold" ]; then
-        while [ ! -e "$dir/go" ]; do sleep 0.05; done
+        # Also ends when the test is over (its folder gone), so no stand-in outlives it.
+        while [ ! -e "$dir/go" ] && [ -d "$dir" ]; do sleep 0.05; done
     fi
     echo "5f70bf18a086: Pushed"
     if [ -e "$dir/push-before" ]; then cat "$dir/push-before"; fi
