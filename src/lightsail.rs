@@ -165,9 +165,10 @@ const MAX_AWS_FILE_BYTES: u64 = 16 << 20;
 
 /// Why `path` cannot be read whole, and quickly, if it cannot. aws-config and the TLS setup read
 /// these files whole and synchronously, past any timeout: a FIFO would block for ever, and a
-/// device such as `/dev/zero` would fill memory. A missing file is for its reader to judge.
+/// device such as `/dev/zero` would fill memory. A missing file or a folder is for its reader
+/// to report, in the system's words.
 fn not_a_readable_file(path: &std::path::Path) -> Option<std::io::Error> {
-    let metadata = std::fs::metadata(path).ok()?;
+    let metadata = std::fs::metadata(path).ok().filter(|m| !m.is_dir())?;
     if !metadata.is_file() {
         Some(std::io::Error::other(
             "it is not a regular file (a FIFO or a device would block or never end)",
