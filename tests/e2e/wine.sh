@@ -152,7 +152,7 @@ users=$WINEPREFIX/drive_c/users
 "$FAKE_BIN" --password "$PASSWORD" >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
 fake_has_url() { [ -n "$(head -n 1 "$work/fake.out" 2>/dev/null)" ]; }
-wait_until 15 fake_has_url || fatal "the fake Lightsail endpoint starts" "$(cat "$work/fake.err")"
+wait_until 60 fake_has_url || fatal "the fake Lightsail endpoint starts" "$(cat "$work/fake.err")"
 fake_url=$(head -n 1 "$work/fake.out")
 echo "# fake Lightsail $fake_url"
 
@@ -245,7 +245,7 @@ check "list then shows {}" eval 'succeeded && [ "$(tr -d " \r\n" <"$out")" = "{}
 "$FAKE_BIN" --password "$PASSWORD" --delay-ms 1000 >"$work/slow-fake.out" 2>"$work/slow-fake.err" &
 pids+=($!)
 slow_fake_has_url() { [ -n "$(head -n 1 "$work/slow-fake.out" 2>/dev/null)" ]; }
-if wait_until 15 slow_fake_has_url; then
+if wait_until 60 slow_fake_has_url; then
     slow_url=$(head -n 1 "$work/slow-fake.out")
     # A cache folder of its own, named by a Windows path, that does not exist yet.
     mkdir -p "$work/out"

@@ -192,7 +192,7 @@ fn concurrent_configure_runs_all_land() {
         .collect();
     assert!(
         env.fake
-            .wait_for_calls(LOGIN, runs.len(), Duration::from_secs(30)),
+            .wait_for_calls(LOGIN, runs.len(), Duration::from_secs(60)),
         "the runs did not all reach the login call"
     );
     env.fake.release();

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::TestProxy;
 use crate::support::tls::{TestCa, TlsFront};
-use crate::support::{BIN, RunOutput, TestEnv, free_port};
+use crate::support::{BIN, ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 
@@ -435,7 +435,8 @@ fn a_proxy_that_needs_credentials_carries_the_registry_checks_and_its_password_n
 #[test]
 fn an_unreachable_proxy_fails_and_unsetting_it_fixes_it() {
     let mut setup = Setup::healthy();
-    let dead = free_port();
+    let closed = ClosedPort::new();
+    let dead = closed.port();
     // An https:// endpoint, which HTTPS_PROXY carries: the name only the proxy could resolve.
     setup.env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",
@@ -737,6 +738,10 @@ fn a_held_cache_lock_is_named() {
 
 // ---- a dead network -----------------------------------------------------------------------------
 
+/// Ends a doctor run on a dead network that hangs: far past its 12 s budget, so that only a
+/// hang (not a loaded machine) reaches it; the time taken is printed, not asserted.
+const DEAD_NETWORK_BOUND: Duration = Duration::from_secs(120);
+
 #[test]
 fn on_a_dead_network_the_run_is_cut_short_and_says_so() {
     let setup = Setup::healthy();
@@ -744,7 +749,7 @@ fn on_a_dead_network_the_run_is_cut_short_and_says_so() {
     let started = Instant::now();
     let out = setup
         .env
-        .run_within(setup.env.cmd(&["doctor"]), "", Duration::from_secs(40));
+        .run_within(setup.env.cmd(&["doctor"]), "", DEAD_NETWORK_BOUND);
     println!("doctor on a dead endpoint took {:?}", started.elapsed());
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(
@@ -824,7 +829,7 @@ fn on_a_dead_network_the_budget_ends_the_run_and_later_registries_are_skipped() 
     let started = Instant::now();
     let out = setup
         .env
-        .run_within(setup.env.cmd(&["doctor"]), "", Duration::from_secs(60));
+        .run_within(setup.env.cmd(&["doctor"]), "", DEAD_NETWORK_BOUND);
     println!(
         "{}\ndoctor with four dead registries took {:?}",
         out.stdout,
@@ -838,8 +843,10 @@ fn on_a_dead_network_the_budget_ends_the_run_and_later_registries_are_skipped() 
             line.starts_with("FAIL  registry.endpoint ") && line.contains("did not answer within")
         })
         .count();
-    // 5 s, 5 s, then the whole second left if the machine was quick enough to leave one.
-    assert!((2..=3).contains(&timed_out), "{}", out.stdout);
+    // 5 s, 5 s, then the whole second left if the machine was quick enough to leave one; a
+    // loaded machine may leave less, so the count is not the event: the last one skipped is.
+    println!("figure: {timed_out} registries timed out before the budget ran out");
+    assert!((1..=3).contains(&timed_out), "{}", out.stdout);
     let last = setup.env.registry_host(regions[3]);
     assert!(
         out.stdout.contains(&format!(

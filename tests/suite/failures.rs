@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Command;
 
 use crate::support::fake_lightsail::Mode;
-use crate::support::{BIN, RunOutput, TestEnv, cache_contents, free_port};
+use crate::support::{BIN, ClosedPort, RunOutput, TestEnv, cache_contents};
 
 const REGION: &str = "us-east-1";
 
@@ -135,8 +135,9 @@ fn no_aws_credentials_at_all() {
 #[test]
 fn an_unreachable_endpoint() {
     let mut env = TestEnv::new();
-    // A port that was just free: nothing listens there.
-    let port = free_port();
+    // Nothing listens there.
+    let closed = ClosedPort::new();
+    let port = closed.port();
     env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",
         format!("http://127.0.0.1:{port}"),

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::support::proxy::{TestProxy, basic_authorization};
 use crate::support::tls::{TestCa, TlsFront};
-use crate::support::{RunOutput, TestEnv, free_port};
+use crate::support::{ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 /// Names no resolver knows (`.invalid`): only the test proxy, which maps them, reaches them.
@@ -365,7 +365,8 @@ fn a_proxy_answering_5xx_is_named() {
 #[test]
 fn a_proxy_that_is_not_there_is_named_without_the_password() {
     let mut env = TestEnv::new();
-    let port = free_port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     // The real AWS endpoint: with the proxy refused, nothing leaves the machine, and its name is
     // never resolved here.
     env.remove_env("AWS_ENDPOINT_URL_LIGHTSAIL");

@@ -490,7 +490,7 @@ fn an_interrupted_push_stops_the_engine_and_leaves_nothing_behind() {
             "",
         );
         assert!(
-            running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)),
+            running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)),
             "the engine's push started"
         );
         send(&running, signal);
@@ -529,9 +529,9 @@ fn an_engine_that_ignores_sigterm_is_killed_and_a_second_signal_ends_push_at_onc
     let args = ["push", "--service", "hello", "--label", "web", "app:1"];
 
     let running = env.spawn(&args, "");
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
     send(&running, Signal::TERM);
-    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(60)));
     let out = env.wait(running);
     assert_eq!(out.code, Some(143), "{out:?}");
     assert!(is_gone(engine.push_pid()), "killed after its grace time");
@@ -539,9 +539,9 @@ fn an_engine_that_ignores_sigterm_is_killed_and_a_second_signal_ends_push_at_onc
 
     // While push waits for the engine to stop, a second signal ends it there and then.
     let running = env.spawn(&args, "");
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
     send(&running, Signal::TERM);
-    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("ignoring SIGTERM", Duration::from_secs(60)));
     send(&running, Signal::INT);
     let out = env.wait(running);
     assert_eq!(out.code, Some(130), "{out:?}");
@@ -562,7 +562,7 @@ fn a_folder_left_by_a_killed_push_is_removed_by_the_next_push() {
         &["push", "--service", "hello", "--label", "web", "app:1"],
         "",
     );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
     running.kill().unwrap();
     let _ = env.wait(running);
     engine.go();
@@ -606,7 +606,7 @@ fn deploy_builds_on_a_deployment_made_during_the_push() {
         ],
         "",
     );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
     // Someone deploys meanwhile: a new variable for web, another image for cache.
     let mut theirs = default_deployment("hello");
     theirs["containers"]["web"]["environment"]["FEATURE"] = json!("on");
@@ -658,7 +658,7 @@ fn a_deployment_not_listed_at_first_is_waited_for_and_one_superseded_is_said_so(
         ],
         "",
     );
-    assert!(running.wait_for_stderr("Deployment 3 of hello: ACTIVATING", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("Deployment 3 of hello: ACTIVATING", Duration::from_secs(60)));
     env.fake
         .set_deployment("hello", Some(default_deployment("hello")));
     let out = env.wait(running);
@@ -747,7 +747,7 @@ fn temporary_credentials_that_expire_during_the_push_are_refreshed() {
         ],
         "",
     );
-    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(30)));
+    assert!(running.wait_for_stderr("The push refers to repository", Duration::from_secs(60)));
     // Every key issued so far has expired by now: only later ones are accepted.
     let issued: usize = fs::read_to_string(&counter)
         .unwrap()
@@ -771,18 +771,19 @@ fn a_slow_credential_process_does_not_starve_the_calls_after_it() {
     let mut env = TestEnv::new();
     Engine::install(&mut env);
     let counter = env.root().join("sessions");
-    // The first resolution takes 6 of the 8 s budget; every call then takes 1.2 s, which fits
-    // a call's own budget (8 s, 2.7 s an attempt), not what the credentials left of one.
+    // The first resolution takes 14 of the 20 s budget; every call then takes 4 s, which fits
+    // a call's own budget (20 s, 6.7 s an attempt) with seconds to spare on a loaded machine,
+    // and not what the credentials left of one (6 s, 2 s an attempt).
     use_credential_process(
         &mut env,
         &format!(
-            "[ -e {c} ] || sleep 6; echo 1 > {c}\n\
+            "[ -e {c} ] || sleep 14; echo 1 > {c}\n\
              printf '{{\"Version\":1,\"AccessKeyId\":\"ASIASLOW\",\"SecretAccessKey\":\"SlowSecret\",\"SessionToken\":\"SlowToken\"}}'\n",
             c = counter.display()
         ),
     );
-    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT", "8");
-    env.fake.set_delay(Duration::from_millis(1200));
+    env.set_env("DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT", "20");
+    env.fake.set_delay(Duration::from_secs(4));
     let out = push(&env, &["--quiet"]);
     assert!(out.success(), "{out:?}");
     assert_eq!(out.stdout, ":hello.web.1\n");

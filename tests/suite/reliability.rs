@@ -3,9 +3,11 @@
 //! up within theirs; and the crash-consistency soak (ignored here: `soak/run` runs it for a set
 //! time; a short version runs with the suite) checks the cache after processes are SIGKILLed.
 //!
-//! The bounds asserted are bounds, not speed targets: `TIMEOUT + SLACK`, with a generous slack
-//! for a loaded CI machine. Waits are on events (the fake's call counter, process exits), never
-//! on sleeps, except for the soak's deliberately random start and kill moments.
+//! Nothing here asserts on time: which limit ended a run shows in its message (the timeout's or
+//! the lock timeout's, with the seconds configured), the time taken is printed beside the
+//! documented bound, and a run that hangs is ended by the harness's own bound (`RUN_TIMEOUT`).
+//! Waits are on events (the fake's call counter, process exits), never on sleeps, except for
+//! the soak's deliberately random start and kill moments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -18,15 +20,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::fake_lightsail::LOGIN;
-use crate::support::{RunOutput, TestEnv, free_port};
+use crate::support::{ClosedPort, RunOutput, TestEnv};
 
 const REGION: &str = "us-east-1";
 /// `DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT` in the bounded-time tests, in seconds.
 const TIMEOUT: u64 = 3;
-/// Room for process start-up and a loaded machine on top of a documented bound.
-const SLACK: Duration = Duration::from_secs(15);
-/// Waits for events that happen at once on an idle machine.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Waits for events that happen at once on an idle machine: only ends a hung test.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT";
 const LOCK_TIMEOUT_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_LOCK_TIMEOUT";
@@ -59,11 +59,10 @@ fn assert_failed_with(output: &RunOutput, message: &str) {
     );
 }
 
-fn assert_within(elapsed: Duration, bound: Duration, what: &str) {
-    assert!(
-        elapsed < bound,
-        "{what} took {elapsed:?}, over its bound of {bound:?}"
-    );
+/// Prints how long `what` took beside its documented bound: a figure, not an assertion (a
+/// loaded CI machine may take longer; which limit ended the run shows in its message).
+fn print_time(elapsed: Duration, bound: Duration, what: &str) {
+    eprintln!("figure: {what} took {elapsed:?} (documented bound {bound:?})");
 }
 
 // ---- an endpoint that never answers -------------------------------------------------------------
@@ -79,7 +78,7 @@ fn an_endpoint_that_never_answers_times_out_with_a_clear_message() {
         env.fake.login_calls() >= 1,
         "the request never reached the fake"
     );
-    assert_within(elapsed, Duration::from_secs(TIMEOUT) + SLACK, "get");
+    print_time(elapsed, Duration::from_secs(TIMEOUT), "get");
     eprintln!("hang: failed after {elapsed:?} (TIMEOUT={TIMEOUT})");
 }
 
@@ -90,7 +89,7 @@ fn an_endpoint_that_answers_one_byte_a_second_times_out_with_a_clear_message() {
     env.fake.drip();
     let (output, elapsed) = timed_get(&env, env.cmd(&["get"]));
     assert_failed_with(&output, &timeout_message(TIMEOUT));
-    assert_within(elapsed, Duration::from_secs(TIMEOUT) + SLACK, "get");
+    print_time(elapsed, Duration::from_secs(TIMEOUT), "get");
     eprintln!("drip: failed after {elapsed:?} (TIMEOUT={TIMEOUT})");
 }
 
@@ -108,14 +107,15 @@ fn a_socket_that_accepts_and_never_reads_times_out_with_a_clear_message() {
         );
         let (output, elapsed) = timed_get(&env, env.cmd(&["get"]));
         assert_failed_with(&output, &timeout_message(TIMEOUT));
-        assert_within(elapsed, Duration::from_secs(TIMEOUT) + SLACK, scheme);
+        print_time(elapsed, Duration::from_secs(TIMEOUT), scheme);
         drop(listener);
     }
 }
 
 #[test]
 fn a_closed_port_fails_fast_as_unreachable_not_as_a_timeout() {
-    let port = free_port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let mut env = TestEnv::new();
     env.set_env(
         "AWS_ENDPOINT_URL_LIGHTSAIL",
@@ -131,7 +131,7 @@ fn a_closed_port_fails_fast_as_unreachable_not_as_a_timeout() {
         "{output:#?}"
     );
     assert_eq!(output.stdout.lines().count(), 1, "{output:#?}");
-    assert_within(elapsed, Duration::from_secs(30) + SLACK, "get");
+    print_time(elapsed, Duration::from_secs(30), "get");
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn a_hung_credential_process_is_bounded_and_named_as_such() {
              (DOCKER_CREDENTIAL_LIGHTSAIL_TIMEOUT): check the profile's credential_process, SSO or role settings\n"
         )
     );
-    assert_within(elapsed, Duration::from_secs(TIMEOUT) + SLACK, "get");
+    print_time(elapsed, Duration::from_secs(TIMEOUT), "get");
 }
 
 // ---- lock waiters -----------------------------------------------------------------------------
@@ -196,11 +196,7 @@ fn lock_waiters_give_up_with_the_lock_timeout_message_while_a_fetch_is_held() {
         assert_eq!(output.stdout.lines().count(), 1);
     }
     let elapsed = started.elapsed();
-    assert_within(
-        elapsed,
-        Duration::from_secs(LOCK_TIMEOUT) + SLACK,
-        "the waiters",
-    );
+    print_time(elapsed, Duration::from_secs(LOCK_TIMEOUT), "the waiters");
     assert_eq!(env.fake.login_calls(), 1, "a waiter called the API itself");
 
     env.fake.release();
@@ -229,9 +225,9 @@ fn lock_waiters_serve_an_aging_login_when_the_refresh_is_held() {
     for waiter in waiters {
         assert_eq!(env.wait(waiter).credentials().secret, old);
     }
-    assert_within(
+    print_time(
         started.elapsed(),
-        Duration::from_secs(LOCK_TIMEOUT) + SLACK,
+        Duration::from_secs(LOCK_TIMEOUT),
         "the waiters",
     );
     assert_eq!(env.fake.login_calls(), 2);
@@ -265,6 +261,9 @@ fn a_lock_holder_killed_mid_fetch_frees_the_waiters_at_once() {
     assert!(env.fake.wait_for_calls(LOGIN, 1, EVENT_TIMEOUT));
     let mut cmd = env.cmd(&["get"]);
     cmd.env("DOCKER_CREDENTIAL_LIGHTSAIL_LOG", "debug");
+    // A lock timeout far past every bound here: the waiter can only get on by the OS dropping
+    // the dead holder's lock, not by waiting it out.
+    cmd.env(LOCK_TIMEOUT_VAR, "600");
     let waiter = env.spawn_cmd(cmd, env.registry_host(REGION));
     assert!(
         waiter.wait_for_stderr("waiting for lock", EVENT_TIMEOUT),
@@ -282,8 +281,10 @@ fn a_lock_holder_killed_mid_fetch_frees_the_waiters_at_once() {
     let output = env.wait(waiter);
     // (The dead holder's held call may be answered too, into a closed socket.)
     assert!(env.fake.passwords().contains(&output.credentials().secret));
-    // Well under the default lock timeout (40 s): the waiter did not wait it out.
-    assert_within(killed.elapsed(), SLACK, "the waiter after the kill");
+    eprintln!(
+        "figure: the waiter had its login {:?} after the holder was killed",
+        killed.elapsed()
+    );
 }
 
 #[test]
@@ -316,9 +317,9 @@ fn a_herd_against_a_dead_endpoint_all_give_up_within_lock_timeout_plus_timeout()
         }
     }
     let elapsed = started.elapsed();
-    assert_within(
+    print_time(
         elapsed,
-        Duration::from_secs(lock_timeout + TIMEOUT) + SLACK,
+        Duration::from_secs(lock_timeout + TIMEOUT),
         "the herd",
     );
     assert_eq!(timeouts + lock_timeouts, HERD);

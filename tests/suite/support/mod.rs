@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -498,11 +498,14 @@ impl LivePipe {
 
 impl Spawned {
     /// Waits (bounded) until the child has written `needle` to stderr, e.g. a debug log line
-    /// such as "waiting for lock"; returns whether it did.
+    /// such as "waiting for lock"; returns whether it did. A child that closes its stderr
+    /// without writing it never will: that ends the wait too, instead of the bound.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let written = |state: &PipeState| String::from_utf8_lossy(&state.bytes).contains(needle);
         self.stderr.wait_until(Instant::now() + timeout, |state| {
-            String::from_utf8_lossy(&state.bytes).contains(needle)
-        })
+            state.closed || written(state)
+        });
+        self.stderr.wait_until(Instant::now(), written)
     }
 }
 
@@ -583,6 +586,31 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_secs()
+}
+
+/// A port on 127.0.0.1 where nothing listens, and nothing can start listening while this lives:
+/// the local end of a connection this holds open. A port that was merely free a moment ago
+/// (`free_port`) may be handed to a test's server started meanwhile, by the same `bind(0)`.
+pub struct ClosedPort {
+    port: u16,
+    _held: (TcpListener, TcpStream, TcpStream),
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot listen on 127.0.0.1");
+        let client = TcpStream::connect(listener.local_addr().unwrap()).expect("cannot connect");
+        let (server, _) = listener.accept().expect("cannot accept");
+        let port = client.local_addr().unwrap().port();
+        ClosedPort {
+            port,
+            _held: (listener, client, server),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago: nothing listens there unless a test starts
