@@ -25,6 +25,7 @@ pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
 pub const AWS_ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
 pub const AWS_ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+const AWS_SESSION_TOKEN_VAR: &str = "AWS_SESSION_TOKEN";
 pub const AWS_CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
 /// The key of a profile in `~/.aws/config` that names a CA bundle, as the AWS CLI reads it.
 pub const CA_BUNDLE_KEY: &str = "ca_bundle";
@@ -161,6 +162,7 @@ impl Config {
 
     pub fn from_env() -> Result<Config> {
         check_paths()?;
+        check_header_values()?;
         let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
         Ok(Config {
             cache_dir: cache_dir(),
@@ -234,6 +236,28 @@ fn check_paths() -> Result<()> {
             name,
             value: shown(&text),
             expected,
+        });
+    }
+    Ok(())
+}
+
+/// Keys in the environment go into request headers, whichever profile or role uses them (a
+/// role's `credential_source = Environment` too, signed inside aws-config), and the SDK's signer
+/// panics on a header value with a control character: refused here, the token unshown.
+fn check_header_values() -> Result<()> {
+    let unfit = |value: &str| value.chars().any(|c| c.is_ascii_control() && c != '\t');
+    if let Some(key_id) = var(AWS_ACCESS_KEY_ID_VAR).filter(|v| unfit(v)) {
+        return Err(Error::InvalidSetting {
+            name: AWS_ACCESS_KEY_ID_VAR,
+            value: shown(&key_id),
+            expected: "an access key id without control characters",
+        });
+    }
+    if var(AWS_SESSION_TOKEN_VAR).is_some_and(|v| unfit(&v)) {
+        return Err(Error::InvalidSetting {
+            name: AWS_SESSION_TOKEN_VAR,
+            value: "…".into(),
+            expected: "a session token without control characters",
         });
     }
     Ok(())

@@ -1123,7 +1123,7 @@ fn keys_no_header_can_carry_are_refused_by_name_before_any_call() {
         (
             "AWS_ACCESS_KEY_ID",
             String::new(),
-            "could not load AWS credentials: AWS_ACCESS_KEY_ID AKIA X: the access key id holds a character no HTTP header can carry (a control character): check where it is set",
+            r#"invalid setting AWS_ACCESS_KEY_ID="AKIA\u{1}X": an access key id without control characters"#,
         ),
         (
             "credential_process",
@@ -1244,5 +1244,42 @@ fn aws_files_that_are_fifos_or_too_large_are_refused_at_once() {
             );
         }
         assert_eq!(env.fake.login_calls(), 0);
+    }
+}
+
+#[test]
+fn keys_in_the_environment_no_header_can_carry_are_refused_whoever_uses_them() {
+    // A bound role whose `credential_source` is the environment: aws-config signed its STS call
+    // with these keys, and panicked.
+    let role = "[default]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/r\ncredential_source = Environment\n";
+    for (name, value, expected) in [
+        (
+            "AWS_ACCESS_KEY_ID",
+            "AKIA\u{1}X",
+            r#"invalid setting AWS_ACCESS_KEY_ID="AKIA\u{1}X": an access key id without control characters"#,
+        ),
+        (
+            "AWS_SESSION_TOKEN",
+            "Session\u{7}Token",
+            r#"invalid setting AWS_SESSION_TOKEN="…": a session token without control characters"#,
+        ),
+    ] {
+        let mut env = commands_env();
+        env.write_aws_config(role);
+        env.set_env(name, value);
+        for args in [
+            &REGISTER[..],
+            &[&REGISTER[..], &["--profile", "default"]].concat(),
+        ] {
+            let output = env.run(args, "");
+            assert_eq!(
+                (output.code, output.stderr.trim_end()),
+                (Some(1), format!("error: {expected}").as_str()),
+                "{name} {args:?}"
+            );
+        }
+        let get = env.run(&["get"], env.registry_host(REGION));
+        assert_eq!(get.stdout.trim_end(), expected);
+        assert!(env.fake.requests().is_empty());
     }
 }
