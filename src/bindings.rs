@@ -256,9 +256,12 @@ fn read_bounded(file: File, size: u64) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
     use std::fs;
+    #[cfg(unix)]
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+    #[cfg(unix)]
     const HOST: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
 
     #[test]
@@ -271,6 +274,8 @@ mod tests {
         );
     }
 
+    // Modes and symbolic links: Unix's (the unit tests run natively on Windows too).
+    #[cfg(unix)]
     #[test]
     fn bind_save_read_keeps_unknown_keys_and_is_private() {
         let tmp = tempfile::tempdir().unwrap();
@@ -314,6 +319,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn refuses_unsafe_or_malformed_files() {
         let tmp = tempfile::tempdir().unwrap();

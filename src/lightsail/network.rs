@@ -1,5 +1,5 @@
-//! The network under the SDK: the HTTPS client (rustls on ring, names resolved in Rust, the
-//! proxy of `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` as hyper-util's matcher reads
+//! The network under the SDK: the HTTPS client (rustls on ring, names resolved as [`SystemDns`]
+//! says, the proxy of `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` as hyper-util's matcher reads
 //! them, the CA bundle of `AWS_CA_BUNDLE` or the profile's `ca_bundle` beside the system's roots),
 //! and the one-line errors that name the endpoint and the proxy, never a proxy's password.
 
@@ -10,7 +10,6 @@ use aws_config::profile::ProfileSet;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use hickory_resolver::TokioResolver;
 use hyper_util::client::proxy::matcher::Matcher;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -247,9 +246,9 @@ pub(super) fn innermost_cause(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// HTTPS with rustls on ring (the SDK's default, aws-lc, costs megabytes and start-up time),
-/// resolving names in Rust, through the proxy of the environment (`ProxyConfig::from_env`, as
-/// the SDK's own default client: with a proxy, the endpoint's name is resolved by the proxy),
-/// trusting the CA bundle's certificates beside the system's roots.
+/// resolving names with [`SystemDns`], through the proxy of the environment
+/// (`ProxyConfig::from_env`, as the SDK's own default client: with a proxy, the endpoint's name
+/// is resolved by the proxy), trusting the CA bundle's certificates beside the system's roots.
 pub(super) fn https_client(
     config: &Config,
     profiles: Option<&ProfileSet>,
@@ -277,7 +276,7 @@ pub(super) fn https_client(
 }
 
 /// A connection maker for requests outside the SDK (a registry's `/v2/`): rustls on ring, names
-/// resolved in Rust, the proxy of the environment, the system's roots only.
+/// resolved with [`SystemDns`], the proxy of the environment, the system's roots only.
 pub(super) fn system_connector() -> aws_smithy_http_client::Connector {
     use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig};
     ConnectorBuilder::default()
@@ -376,29 +375,45 @@ pub(super) fn check_bundle(pem: &[u8]) -> Result<usize, BundleProblem> {
     }
 }
 
-/// Name resolution from `/etc/hosts` and the servers in `/etc/resolv.conf`, in Rust: the release
-/// binary is linked statically (it starts as fast as a process can), and a static glibc's
-/// `getaddrinfo` would load NSS modules built for another glibc.
+/// Name resolution as the OS does it: `getaddrinfo` (through aws-smithy-runtime's resolver) on
+/// macOS (scoped and per-VPN resolvers, `/etc/resolver/*`), Windows, and musl, whose resolver
+/// reads `/etc/hosts` and `/etc/resolv.conf` itself and needs no NSS module. On glibc, in Rust
+/// from those same two files: the release binary there is linked statically, and a static
+/// glibc's `getaddrinfo` would load NSS modules built for another glibc.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SystemDns;
 
 impl ResolveDns for SystemDns {
     fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
         DnsFuture::new(async move {
-            let resolver = TokioResolver::builder_tokio()
-                .and_then(|builder| builder.build())
-                .map_err(ResolveDnsError::new)?;
-            let found = resolver.lookup_ip(name).await.map_err(|err| {
-                let why = if err.is_no_records_found() || err.is_nx_domain() {
-                    "no such host, or no DNS server answered".to_string()
-                } else {
-                    err.to_string()
-                };
-                ResolveDnsError::new(format!("cannot resolve {name}: {why}"))
-            })?;
-            Ok(found.iter().collect())
+            lookup(name)
+                .await
+                .map_err(|why| ResolveDnsError::new(format!("cannot resolve {name}: {why}")))
         })
     }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn lookup(name: &str) -> std::result::Result<Vec<std::net::IpAddr>, String> {
+    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+        .and_then(|builder| builder.build())
+        .map_err(|err| err.to_string())?;
+    let found = resolver.lookup_ip(name).await.map_err(|err| {
+        if err.is_no_records_found() || err.is_nx_domain() {
+            "no such host, or no DNS server answered".to_string()
+        } else {
+            err.to_string()
+        }
+    })?;
+    Ok(found.iter().collect())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+async fn lookup(name: &str) -> std::result::Result<Vec<std::net::IpAddr>, String> {
+    aws_smithy_runtime::client::dns::TokioDnsResolver::new()
+        .resolve_dns(name)
+        .await
+        .map_err(|err| innermost_cause(&err))
 }
 
 #[cfg(test)]

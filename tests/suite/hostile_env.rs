@@ -143,13 +143,14 @@ fn real_entry(env: &TestEnv) -> RealEntry {
     }
 }
 
+/// With the `mkfifo` command: rustix has no `mkfifoat` on macOS, where the suite runs too.
 fn mkfifo(path: &Path) {
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap_or_else(|err| panic!("cannot make a FIFO at {}: {err}", path.display()));
+    let status = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(path)
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run mkfifo: {err}"));
+    assert!(status.success(), "cannot make a FIFO at {}", path.display());
 }
 
 /// Points the helper at `dir` as its cache directory.

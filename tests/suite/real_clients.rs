@@ -4,7 +4,8 @@
 //!
 //! - `real-clients.sh`: Debian's docker-registry (htpasswd + TLS), skopeo and the docker CLI;
 //! - `engine.sh`: a Docker Engine of its own, podman and buildah pushing with only `credHelpers`;
-//! - `fake-vs-boto3.py`: the fake's wire format against botocore's model of Lightsail.
+//! - `fake-vs-boto3.py`: the fake's wire format against botocore's model of Lightsail;
+//! - `protocol-native.py`: the protocol checks of the macOS and Windows jobs in `.github/`.
 //!
 //! The first two make private namespaces and need root and the Debian packages that
 //! `tests/e2e/install-deps` installs: without root they are ignored (with that reason); as root
@@ -31,6 +32,13 @@ fn docker_engine_podman_and_buildah_push_with_only_cred_helpers_as_root() {
 #[test]
 fn the_fake_answers_as_botocore_models_lightsail() {
     run_checks("fake-vs-boto3.py");
+}
+
+/// The checks that the published pipeline runs natively on macOS and Windows, run here on this
+/// build, so that they cannot rot unseen.
+#[test]
+fn the_native_pipelines_protocol_checks_pass_here() {
+    run_checks("protocol-native.py");
 }
 
 /// Runs `tests/e2e/<script>` with the helper and the fake, echoes its output, and fails unless
