@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::secret::Secret;
 
 pub const CACHE_DIR_VAR: &str = "DOCKER_CREDENTIAL_LIGHTSAIL_CACHE_DIR";
@@ -25,6 +25,7 @@ pub const AWS_ENDPOINT_URL_LIGHTSAIL_VAR: &str = "AWS_ENDPOINT_URL_LIGHTSAIL";
 pub const AWS_ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
 pub const AWS_ACCESS_KEY_ID_VAR: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+const AWS_SESSION_TOKEN_VAR: &str = "AWS_SESSION_TOKEN";
 pub const AWS_CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
 /// The key of a profile in `~/.aws/config` that names a CA bundle, as the AWS CLI reads it.
 pub const CA_BUNDLE_KEY: &str = "ca_bundle";
@@ -160,6 +161,8 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Config> {
+        check_paths()?;
+        check_header_values()?;
         let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
         Ok(Config {
             cache_dir: cache_dir(),
@@ -179,7 +182,7 @@ impl Config {
                 .map(|paths| env::split_paths(&paths).collect())
                 .unwrap_or_default(),
             network: Network {
-                endpoint_url: endpoint_url(),
+                endpoint_url: checked_endpoint_url()?,
                 ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
                 https_proxy_var: first_set(HTTPS_PROXY_VARS),
                 http_proxy_var: first_set(HTTP_PROXY_VARS),
@@ -199,8 +202,137 @@ impl Config {
     }
 }
 
+/// The variables that name a file or folder, the helper's and those its crates read for it.
+const PATH_VARS: [&str; 9] = [
+    CACHE_DIR_VAR,
+    CONFIG_DIR_VAR,
+    DOCKER_CONFIG_VAR,
+    AWS_CA_BUNDLE_VAR,
+    AWS_CONFIG_FILE_VAR,
+    AWS_SHARED_CREDENTIALS_FILE_VAR,
+    "HOME",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+];
+/// Linux's `PATH_MAX` (macOS's is smaller): no longer path can be opened.
+const MAX_PATH_BYTES: usize = 4096;
+
+/// A path longer than any that can be opened, or with a control character in it, is a short
+/// error here, not a message that repeats it whole (and raw, to a terminal) when opening it fails.
+fn check_paths() -> Result<()> {
+    for name in PATH_VARS {
+        let Some(path) = var_os(name) else {
+            continue;
+        };
+        let text = path.to_string_lossy();
+        let expected = if path.len() > MAX_PATH_BYTES {
+            "a path of at most 4096 bytes"
+        } else if text.chars().any(char::is_control) {
+            "a path without control characters"
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidSetting {
+            name,
+            value: shown(&text),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Keys in the environment go into request headers, whichever profile or role uses them (a
+/// role's `credential_source = Environment` too, signed inside aws-config), and the SDK's signer
+/// panics on a header value with a control character: refused here, the token unshown.
+fn check_header_values() -> Result<()> {
+    let unfit = |value: &str| value.chars().any(|c| c.is_ascii_control() && c != '\t');
+    if let Some(key_id) = var(AWS_ACCESS_KEY_ID_VAR).filter(|v| unfit(v)) {
+        return Err(Error::InvalidSetting {
+            name: AWS_ACCESS_KEY_ID_VAR,
+            value: shown(&key_id),
+            expected: "an access key id without control characters",
+        });
+    }
+    if var(AWS_SESSION_TOKEN_VAR).is_some_and(|v| unfit(&v)) {
+        return Err(Error::InvalidSetting {
+            name: AWS_SESSION_TOKEN_VAR,
+            value: "…".into(),
+            expected: "a session token without control characters",
+        });
+    }
+    Ok(())
+}
+
 fn endpoint_url() -> Option<String> {
     var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).or_else(|| var(AWS_ENDPOINT_URL_VAR))
+}
+
+/// `endpoint_url`, if it is an absolute `http://` or `https://` URL with a host: anything else
+/// is a one-line error that names the variable (the SDK would report it as an unreachable
+/// endpoint, or panic).
+fn checked_endpoint_url() -> Result<Option<String>> {
+    let Some(url) = endpoint_url() else {
+        return Ok(None);
+    };
+    let uri = url.trim().parse::<http::Uri>().ok();
+    let scheme = uri.as_ref().and_then(http::Uri::scheme_str);
+    let host = uri.as_ref().and_then(http::Uri::host).unwrap_or_default();
+    if matches!(scheme, Some("http" | "https")) && !host.is_empty() {
+        return Ok(Some(url.trim().to_string()));
+    }
+    let name = if var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).is_some() {
+        AWS_ENDPOINT_URL_LIGHTSAIL_VAR
+    } else {
+        AWS_ENDPOINT_URL_VAR
+    };
+    Err(Error::InvalidSetting {
+        name,
+        value: shown(&without_userinfo(&url)),
+        expected: "an http:// or https:// URL with a host, such as https://lightsail.us-east-1.amazonaws.com",
+    })
+}
+
+/// `url` with whatever precedes an `@` in its authority (a user name and password) replaced.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}…{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// A setting's value as an error message shows it: at most 100 characters.
+fn shown(value: &str) -> String {
+    const MAX: usize = 100;
+    let mut text: String = value.chars().take(MAX).collect();
+    if value.chars().count() > MAX {
+        text.push('…');
+    }
+    text
+}
+
+/// Removes every `AWS_*` variable whose value is blank from this process's environment, so
+/// that aws-config, which reads the environment itself, sees what [`Config`] sees: a variable
+/// set to nothing is unset, as the AWS CLI takes it (aws-config would take `AWS_ENDPOINT_URL=`
+/// as an endpoint and panic, and `AWS_MAX_ATTEMPTS=` as an invalid number).
+///
+/// # Safety
+///
+/// No other thread may exist yet: `main` calls it first.
+#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
+pub unsafe fn unset_blank_aws_variables() {
+    for (name, value) in env::vars_os() {
+        // Blank as `var` has it.
+        let blank = value.to_str().is_some_and(|value| value.trim().is_empty());
+        if blank && name.to_str().is_some_and(|name| name.starts_with("AWS_")) {
+            // SAFETY: single-threaded, as the caller promises.
+            unsafe { env::remove_var(&name) };
+        }
+    }
 }
 
 /// The first of `names` that is set, by name.
@@ -294,7 +426,7 @@ fn log_level() -> Result<Option<tracing::Level>> {
         "1" | "true" => Ok(Some(tracing::Level::DEBUG)),
         level => level.parse().map(Some).map_err(|_| Error::InvalidSetting {
             name: LOG_VAR,
-            value,
+            value: shown(&value),
             expected: "one of off, error, warn, info, debug, trace",
         }),
     }
@@ -308,7 +440,7 @@ fn seconds(name: &'static str, default: Duration, min: u64) -> Result<Duration> 
         Ok(secs) if (min..=MAX_SECONDS).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(Error::InvalidSetting {
             name,
-            value,
+            value: shown(&value),
             expected: if min == 0 {
                 "a whole number of seconds from 0 to 86400"
             } else {
@@ -329,12 +461,12 @@ impl IdentitySource {
         {
             return IdentitySource {
                 key: format!("env\n{key_id}\n{endpoint}"),
-                description: format!("{AWS_ACCESS_KEY_ID_VAR} {key_id}"),
+                description: format!("{AWS_ACCESS_KEY_ID_VAR} {}", one_line(&key_id)),
             };
         }
         let profile = var(AWS_PROFILE_VAR);
         let description = match &profile {
-            Some(name) => format!("profile '{name}'"),
+            Some(name) => format!("profile '{}'", one_line(name)),
             None => "the default AWS profile".to_string(),
         };
         let parts = [
@@ -366,7 +498,7 @@ impl IdentitySource {
         ];
         IdentitySource {
             key: format!("bound-profile\n{}", parts.join("\n")),
-            description: format!("profile '{profile}'"),
+            description: format!("profile '{}'", one_line(profile)),
         }
     }
 }
@@ -426,3 +558,26 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "PEM file of certificate authorities to trust besides the system's (a private CA, TLS inspection); wins over ca_bundle in the AWS profile.",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_user_and_password() {
+        assert_eq!(
+            without_userinfo("http://user:pw@host:1/p@th"),
+            "http://…@host:1/p@th"
+        );
+        assert_eq!(without_userinfo("https://host/a@b"), "https://host/a@b");
+        assert_eq!(without_userinfo("user:pw@host"), "…@host");
+        assert_eq!(without_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_value_is_shown_shortened() {
+        assert_eq!(shown("abc"), "abc");
+        let long = "é".repeat(150);
+        assert_eq!(shown(&long), format!("{}…", "é".repeat(100)));
+    }
+}

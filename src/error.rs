@@ -262,17 +262,18 @@ pub enum Error {
         "the TLS certificate of the Lightsail endpoint {endpoint} is not trusted ({reason}): if a private CA or a TLS-inspecting proxy signs it, name its PEM file in {AWS_CA_BUNDLE_VAR} or in {CA_BUNDLE_KEY} of your AWS profile"
     )]
     UntrustedCertificate { endpoint: String, reason: String },
-    #[error("cannot read the CA bundle {} ({from}): {source}", .path.display())]
+    // The path may come from a profile, which nothing checks: shown without control characters.
+    #[error("cannot read the CA bundle {} ({from}): {source}", one_line(&.path.to_string_lossy()))]
     CaBundleUnreadable {
         path: PathBuf,
         from: CaBundleFrom,
         source: std::io::Error,
     },
     #[error(
-        "the CA bundle {} ({from}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)", .path.display()
+        "the CA bundle {} ({from}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)", one_line(&.path.to_string_lossy())
     )]
     CaBundleEmpty { path: PathBuf, from: CaBundleFrom },
-    #[error("the CA bundle {} ({from}) cannot be used: {reason}", .path.display())]
+    #[error("the CA bundle {} ({from}) cannot be used: {reason}", one_line(&.path.to_string_lossy()))]
     CaBundleInvalid {
         path: PathBuf,
         from: CaBundleFrom,

@@ -20,6 +20,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lightsail::types::{
     Container, ContainerServiceDeployment, ContainerServiceEndpoint, EndpointRequest,
@@ -76,13 +77,9 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
         after: config.timeout,
     };
     let found = run_bounded(config, timeout, async {
+        check_aws_files(config)?;
         let profiles = profile_set(config).await;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config, profiles.as_ref())?);
-        if let Some(profile) = &config.bound_profile {
-            loader = loader.profile_name(profile);
-        }
-        Ok(loader
+        Ok(sdk_loader(config, https_client(config, profiles.as_ref())?)
             .load()
             .await
             .region()
@@ -146,6 +143,81 @@ const BAD_CREDENTIAL_CODES: &[&str] = &[
     "ExpiredTokenException",
 ];
 
+/// aws-config's loader as every API call of the helper starts from: its HTTPS client, the bound
+/// profile if there is one, and the retries the helper chooses (left to aws-config, an invalid
+/// `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE`, or `max_attempts` or `retry_mode` in the profile,
+/// would make it panic).
+fn sdk_loader(
+    config: &Config,
+    http: aws_sdk_lightsail::config::SharedHttpClient,
+) -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    match &config.bound_profile {
+        Some(profile) => loader.profile_name(profile),
+        None => loader,
+    }
+}
+
+/// The most an AWS config file or CA bundle may hold: real ones hold kilobytes.
+const MAX_AWS_FILE_BYTES: u64 = 16 << 20;
+
+/// Why `path` cannot be read whole, and quickly, if it cannot. aws-config and the TLS setup read
+/// these files whole and synchronously, past any timeout: a FIFO would block for ever, and a
+/// device such as `/dev/zero` would fill memory. A missing file or a folder is for its reader
+/// to report, in the system's words.
+fn not_a_readable_file(path: &std::path::Path) -> Option<std::io::Error> {
+    let metadata = std::fs::metadata(path).ok().filter(|m| !m.is_dir())?;
+    if !metadata.is_file() {
+        Some(std::io::Error::other(
+            "it is not a regular file (a FIFO or a device would block or never end)",
+        ))
+    } else if metadata.len() > MAX_AWS_FILE_BYTES {
+        Some(std::io::Error::other("it is larger than 16 MiB"))
+    } else {
+        None
+    }
+}
+
+/// The AWS config and shared credentials files, before aws-config reads them.
+fn check_aws_files(config: &Config) -> Result<()> {
+    for (path, context) in [
+        (&config.aws.config_file, "cannot read the AWS config file"),
+        (
+            &config.aws.credentials_file,
+            "cannot read the AWS shared credentials file",
+        ),
+    ] {
+        if let Some(why) = not_a_readable_file(path) {
+            return Err(Error::io(context, path.clone(), why));
+        }
+    }
+    Ok(())
+}
+
+/// Where Lightsail calls go: the endpoint of the environment as `config` read (and checked) it,
+/// else what aws-config found in the AWS profile (its `services` section or `endpoint_url`),
+/// set explicitly either way. A blank one is none, as a blank variable is: the SDK would panic
+/// on it. `None`: the regional endpoint.
+fn lightsail_endpoint(config: &Config, sdk_config: &aws_config::SdkConfig) -> Option<String> {
+    if let Some(url) = &config.network.endpoint_url {
+        return Some(url.clone());
+    }
+    // The key the Lightsail client's own `From<&SdkConfig>` looks up.
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("Lightsail")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk_config
+        .service_config()
+        .and_then(|service_config| service_config.load_config(key))
+        .or_else(|| sdk_config.endpoint_url().map(str::to_string))
+        .filter(|url| !url.trim().is_empty())
+}
+
 /// Timeouts within `budget`, with room for the standard three attempts.
 fn timeouts(budget: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -194,12 +266,71 @@ impl ProvideCredentials for FirstThenProvider {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        match first {
-            Some(credentials) => {
-                aws_credential_types::provider::future::ProvideCredentials::ready(Ok(credentials))
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let credentials = match first {
+                Some(credentials) => credentials,
+                None => self.provider.provide_credentials().await?,
+            };
+            match unsignable(&credentials) {
+                None => Ok(credentials),
+                Some(field) => Err(CredentialsError::invalid_configuration(format!(
+                    "the {field} holds a character no HTTP header can carry"
+                ))),
             }
-            None => self.provider.provide_credentials(),
+        })
+    }
+}
+
+/// The keys of the profile this run uses, and of the profiles it takes its credentials from
+/// (`source_profile`), must fit in a header too: aws-config signs its own calls (STS for a role)
+/// with them before the helper sees any credentials.
+fn check_profile_keys(
+    config: &Config,
+    profiles: Option<&aws_config::profile::ProfileSet>,
+) -> Result<()> {
+    let (Some(profiles), Some(mut name)) = (
+        profiles,
+        named_profile(config).or_else(|| (!config.aws.keys_in_env).then_some("default")),
+    ) else {
+        return Ok(());
+    };
+    // A chain of roles is short; a loop of `source_profile`s is aws-config's to report.
+    for _ in 0..8 {
+        let Some(profile) = profiles.get_profile(name) else {
+            break;
+        };
+        for key in ["aws_access_key_id", "aws_session_token"] {
+            if profile
+                .get(key)
+                .is_some_and(|value| http::HeaderValue::from_str(value).is_err())
+            {
+                return Err(Error::AwsCredentials(format!(
+                    "{key} of AWS profile '{}' ({} or {}) holds a character no HTTP header can carry (a control character): check the file",
+                    one_line(name),
+                    config.aws.config_file.display(),
+                    config.aws.credentials_file.display()
+                )));
+            }
         }
+        match profile.get("source_profile") {
+            Some(source) if source != name => name = source,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Which part of `credentials`, if any, cannot go into a request's headers (the access key id
+/// goes into `Authorization`, the session token into its own): the SDK's signer panics on one
+/// that holds a control character.
+fn unsignable(credentials: &aws_credential_types::Credentials) -> Option<&'static str> {
+    let fits = |value: &str| http::HeaderValue::from_str(value).is_ok();
+    if !fits(credentials.access_key_id()) {
+        Some("access key id")
+    } else if !credentials.session_token().is_none_or(fits) {
+        Some("session token")
+    } else {
+        None
     }
 }
 
@@ -233,14 +364,14 @@ impl Lightsail {
             ),
             None => debug!("Lightsail endpoint {}, no proxy", route.endpoint),
         }
+        check_aws_files(config)?;
         let profiles = profile_set(config).await;
         check_profile(config, Some(region), profiles.as_ref())?;
+        check_profile_keys(config, profiles.as_ref())?;
         let http = https_client(config, profiles.as_ref())?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http.clone())
+        let mut loader = sdk_loader(config, http.clone())
             .region(aws_config::Region::new(region.to_string()))
-            .timeout_config(timeouts(config.timeout))
-            .retry_config(RetryConfig::standard().with_max_attempts(3));
+            .timeout_config(timeouts(config.timeout));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
@@ -248,9 +379,8 @@ impl Lightsail {
         if let Some(profile) = &config.bound_profile {
             // The bound profile and nothing else: not the default chain, in which keys in the
             // environment come before any profile.
-            loader = loader
-                .profile_name(profile)
-                .credentials_provider(profile_credentials(profile, region, config, http));
+            loader =
+                loader.credentials_provider(profile_credentials(profile, region, config, http));
         } else if imds_recently_silent(config, now) {
             loader = loader.credentials_provider(chain_without_imds(region, config, http));
         } else {
@@ -275,6 +405,11 @@ impl Lightsail {
                 }
                 credentials_error(err, config, profiles.as_ref())
             })?;
+        if let Some(field) = unsignable(&credentials) {
+            return Err(Error::AwsCredentials(format!(
+                "{identity}: the {field} holds a character no HTTP header can carry (a control character): check where it is set"
+            )));
+        }
         debug!(
             "resolved AWS credentials {} from {identity}",
             credentials.access_key_id()
@@ -291,11 +426,12 @@ impl Lightsail {
             first: std::sync::Mutex::new(Some(credentials)),
             provider: provider.clone(),
         };
-        let client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
+        let mut client_config = aws_sdk_lightsail::config::Builder::from(&sdk_config)
             .credentials_provider(credentials)
             .timeout_config(timeouts(call_budget))
-            .interceptor(server_date.clone())
-            .build();
+            .interceptor(server_date.clone());
+        client_config.set_endpoint_url(lightsail_endpoint(config, &sdk_config));
+        let client_config = client_config.build();
         Ok(Lightsail {
             client: aws_sdk_lightsail::Client::from_conf(client_config),
             region: region.clone(),

@@ -230,6 +230,7 @@ pub fn check_profile_exists(config: &Config, profile: &str) -> Result<()> {
         config.timeout.as_secs()
     ));
     run_bounded(config, timeout, async {
+        super::check_aws_files(config)?;
         check_profile(&bound, None, profile_set(&bound).await.as_ref())
     })
 }

@@ -314,6 +314,13 @@ pub(super) fn ca_bundle(config: &Config, profiles: Option<&ProfileSet>) -> Optio
 impl CaBundle {
     /// The TLS settings that trust this bundle's certificates beside the system's roots.
     fn tls_context(self) -> Result<TlsContext> {
+        if let Some(source) = super::not_a_readable_file(&self.path) {
+            return Err(Error::CaBundleUnreadable {
+                path: self.path,
+                from: self.from,
+                source,
+            });
+        }
         let pem = std::fs::read(&self.path).map_err(|source| Error::CaBundleUnreadable {
             path: self.path.clone(),
             from: self.from.clone(),
