@@ -94,7 +94,7 @@ pub fn resolve_region(config: &Config, given: Option<&Region>) -> Result<Region>
 
 /// Which setting gave aws-config `region`: the variable, if it holds that value, else the
 /// profile (aws-config reads the variables first).
-fn region_source(config: &Config, region: &str) -> String {
+pub fn region_source(config: &Config, region: &str) -> String {
     match &config.aws.region_var {
         Some((name, value)) if value.trim() == region.trim() => (*name).to_string(),
         _ => format!(

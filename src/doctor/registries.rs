@@ -14,7 +14,8 @@ use crate::cli::DoctorArgs;
 use crate::config::{AWS_CA_BUNDLE_VAR, Config, NO_PROXY_VAR};
 use crate::error::{CaBundleFrom, Error, one_line};
 use crate::lightsail::{
-    ProbeFailure, Session, check_profile_exists, probe_registry, registry_proxy, resolve_region,
+    ProbeFailure, Session, check_profile_exists, probe_registry, region_source, registry_proxy,
+    resolve_region,
 };
 use crate::registry::{Region, Registry};
 
@@ -193,14 +194,14 @@ fn targets(
             Ok(region) => add(
                 &mut targets,
                 Target {
-                    config: identity,
-                    region,
-                    hosts: Vec::new(),
                     why: if args.region.is_some() {
                         "--region".to_string()
                     } else {
-                        "the AWS profile's region".to_string()
+                        region_source(&identity, region.as_str())
                     },
+                    config: identity,
+                    region,
+                    hosts: Vec::new(),
                     profile: args.profile.clone(),
                 },
             ),

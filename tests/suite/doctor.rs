@@ -282,6 +282,13 @@ fn no_credhelpers_entry_fails_and_configure_fixes_it() {
         "sends a Lightsail registry host to docker-credential-lightsail: Docker never asks the helper",
         "docker-credential-lightsail configure",
     );
+    // With no entry, the region checked is the environment's, and the line says which setting.
+    assert!(
+        out.stdout
+            .contains("AWS_ACCESS_KEY_ID AKIATESTKEY00000001, region us-east-1 (AWS_REGION)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
