@@ -3,8 +3,9 @@
 //! reads the standard AWS variables itself when an API call is made.
 
 use std::env;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::error::{Error, Result, one_line};
@@ -161,33 +162,44 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Config> {
-        check_paths()?;
-        check_header_values()?;
-        let timeout = seconds(TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
+        let read;
+        let env = match SNAPSHOT.get() {
+            Some(snapshot) => snapshot,
+            None => {
+                read = Environment::read();
+                &read
+            }
+        };
+        check_paths(env)?;
+        check_header_values(env)?;
+        let timeout = seconds(env, TIMEOUT_VAR, DEFAULT_TIMEOUT, 1)?;
+        let https_proxy_var = env.first_set(HTTPS_PROXY_VARS);
+        let http_proxy_var = env.first_set(HTTP_PROXY_VARS);
         Ok(Config {
-            cache_dir: cache_dir(),
-            log_level: log_level()?,
-            refresh_margin: seconds(REFRESH_MARGIN_VAR, DEFAULT_REFRESH_MARGIN, 0)?,
+            cache_dir: cache_dir(env),
+            log_level: log_level(env)?,
+            refresh_margin: seconds(env, REFRESH_MARGIN_VAR, DEFAULT_REFRESH_MARGIN, 0)?,
             timeout,
-            lock_timeout: seconds(LOCK_TIMEOUT_VAR, timeout + LOCK_GRACE, 1)?,
-            identity: IdentitySource::from_env(),
+            lock_timeout: seconds(env, LOCK_TIMEOUT_VAR, timeout + LOCK_GRACE, 1)?,
+            identity: IdentitySource::from_env(env),
             bound_profile: None,
             bound_in: None,
-            aws: AwsSettings::from_env(),
-            config_dir: config_dir(),
-            docker_config_dir: docker_config_dir(),
-            docker_auth_config: var_os(DOCKER_AUTH_CONFIG_VAR).is_some(),
-            docker_config_from_env: var_os(DOCKER_CONFIG_VAR).is_some(),
-            search_path: var_os(PATH_VAR)
-                .map(|paths| env::split_paths(&paths).collect())
+            aws: AwsSettings::from_env(env),
+            config_dir: config_dir(env),
+            docker_config_dir: docker_config_dir(env),
+            docker_auth_config: env.var_os(DOCKER_AUTH_CONFIG_VAR).is_some(),
+            docker_config_from_env: env.var_os(DOCKER_CONFIG_VAR).is_some(),
+            search_path: env
+                .var_os(PATH_VAR)
+                .map(|paths| env::split_paths(paths).collect())
                 .unwrap_or_default(),
             network: Network {
-                endpoint_url: checked_endpoint_url()?,
-                ca_bundle: var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
-                https_proxy_var: first_set(HTTPS_PROXY_VARS),
-                http_proxy_var: first_set(HTTP_PROXY_VARS),
-                https_proxy_value: first_set(HTTPS_PROXY_VARS).and_then(secret_value),
-                http_proxy_value: first_set(HTTP_PROXY_VARS).and_then(secret_value),
+                endpoint_url: checked_endpoint_url(env)?,
+                ca_bundle: env.var_os(AWS_CA_BUNDLE_VAR).map(PathBuf::from),
+                https_proxy_var,
+                http_proxy_var,
+                https_proxy_value: https_proxy_var.and_then(|name| env.secret_value(name)),
+                http_proxy_value: http_proxy_var.and_then(|name| env.secret_value(name)),
             },
         })
     }
@@ -219,9 +231,9 @@ const MAX_PATH_BYTES: usize = 4096;
 
 /// A path longer than any that can be opened, or with a control character in it, is a short
 /// error here, not a message that repeats it whole (and raw, to a terminal) when opening it fails.
-fn check_paths() -> Result<()> {
+fn check_paths(env: &Environment) -> Result<()> {
     for name in PATH_VARS {
-        let Some(path) = var_os(name) else {
+        let Some(path) = env.var_os(name) else {
             continue;
         };
         let text = path.to_string_lossy();
@@ -244,16 +256,16 @@ fn check_paths() -> Result<()> {
 /// Keys in the environment go into request headers, whichever profile or role uses them (a
 /// role's `credential_source = Environment` too, signed inside aws-config), and the SDK's signer
 /// panics on a header value with a control character: refused here, the token unshown.
-fn check_header_values() -> Result<()> {
+fn check_header_values(env: &Environment) -> Result<()> {
     let unfit = |value: &str| value.chars().any(|c| c.is_ascii_control() && c != '\t');
-    if let Some(key_id) = var(AWS_ACCESS_KEY_ID_VAR).filter(|v| unfit(v)) {
+    if let Some(key_id) = env.var(AWS_ACCESS_KEY_ID_VAR).filter(|v| unfit(v)) {
         return Err(Error::InvalidSetting {
             name: AWS_ACCESS_KEY_ID_VAR,
             value: shown(&key_id),
             expected: "an access key id without control characters",
         });
     }
-    if var(AWS_SESSION_TOKEN_VAR).is_some_and(|v| unfit(&v)) {
+    if env.var(AWS_SESSION_TOKEN_VAR).is_some_and(|v| unfit(&v)) {
         return Err(Error::InvalidSetting {
             name: AWS_SESSION_TOKEN_VAR,
             value: "…".into(),
@@ -263,15 +275,16 @@ fn check_header_values() -> Result<()> {
     Ok(())
 }
 
-fn endpoint_url() -> Option<String> {
-    var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).or_else(|| var(AWS_ENDPOINT_URL_VAR))
+fn endpoint_url(env: &Environment) -> Option<String> {
+    env.var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR)
+        .or_else(|| env.var(AWS_ENDPOINT_URL_VAR))
 }
 
 /// `endpoint_url`, if it is an absolute `http://` or `https://` URL with a host: anything else
 /// is a one-line error that names the variable (the SDK would report it as an unreachable
 /// endpoint, or panic).
-fn checked_endpoint_url() -> Result<Option<String>> {
-    let Some(url) = endpoint_url() else {
+fn checked_endpoint_url(env: &Environment) -> Result<Option<String>> {
+    let Some(url) = endpoint_url(env) else {
         return Ok(None);
     };
     let uri = url.trim().parse::<http::Uri>().ok();
@@ -280,7 +293,7 @@ fn checked_endpoint_url() -> Result<Option<String>> {
     if matches!(scheme, Some("http" | "https")) && !host.is_empty() {
         return Ok(Some(url.trim().to_string()));
     }
-    let name = if var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).is_some() {
+    let name = if env.var(AWS_ENDPOINT_URL_LIGHTSAIL_VAR).is_some() {
         AWS_ENDPOINT_URL_LIGHTSAIL_VAR
     } else {
         AWS_ENDPOINT_URL_VAR
@@ -323,22 +336,31 @@ fn shown(value: &str) -> String {
 /// # Safety
 ///
 /// No other thread may exist yet: `main` calls it first.
+///
+/// The same pass keeps what remains for [`Config::from_env`]: reading the environment is a
+/// large part of what a cache hit costs.
 #[allow(clippy::disallowed_methods)] // The one place that reads the environment.
 pub unsafe fn unset_blank_aws_variables() {
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
     for (name, value) in env::vars_os() {
-        // Blank as `var` has it.
-        let blank = value.to_str().is_some_and(|value| value.trim().is_empty());
-        if blank && name.to_str().is_some_and(|name| name.starts_with("AWS_")) {
+        // Blank as `var` has it; the name first, the cheaper test.
+        let aws = name.as_encoded_bytes().starts_with(b"AWS_") && name.to_str().is_some();
+        if aws && value.to_str().is_some_and(|value| value.trim().is_empty()) {
             // SAFETY: single-threaded, as the caller promises.
             unsafe { env::remove_var(&name) };
+            removed.push(name);
+        } else if !removed.contains(&name) {
+            // (`remove_var` removed a repeated name's later copies too.)
+            kept.push((name, value));
         }
     }
+    // Set once, by `main`: a second call keeps the first snapshot, which is as good.
+    let _ = SNAPSHOT.set(Environment(kept));
 }
 
-/// The first of `names` that is set, by name.
-fn first_set(names: [&'static str; 4]) -> Option<&'static str> {
-    names.into_iter().find(|name| var_os(name).is_some())
-}
+/// The environment as [`unset_blank_aws_variables`] left it.
+static SNAPSHOT: OnceLock<Environment> = OnceLock::new();
 
 impl Config {
     /// This configuration for a registry host bound to AWS `profile`: that profile, exclusively
@@ -354,30 +376,56 @@ impl Config {
     }
 }
 
-/// The value of variable `name`, which may hold a password.
-fn secret_value(name: &str) -> Option<Secret> {
-    var_os(name).map(|value| Secret::new(value.to_string_lossy().into_owned()))
+/// The process's environment, read in one pass: `getenv` scans the whole environment (under a
+/// lock, with an allocation) on every call, and a cache hit must cost little more than starting.
+/// A list, not a map: building a map costs more than the few dozen lookups save.
+struct Environment(Vec<(OsString, OsString)>);
+
+impl Environment {
+    #[allow(clippy::disallowed_methods)] // The one place that reads the environment.
+    fn read() -> Environment {
+        Environment(env::vars_os().collect())
+    }
+
+    /// Variable `name` as text; blank or not UTF-8 counts as unset.
+    fn var(&self, name: &str) -> Option<String> {
+        self.var_os(name)
+            .and_then(OsStr::to_str)
+            .filter(|value| !value.trim().is_empty())
+            .map(str::to_string)
+    }
+
+    /// Variable `name` as it is; empty counts as unset.
+    fn var_os(&self, name: &str) -> Option<&OsStr> {
+        // The first of a repeated name, as `getenv` has it.
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_os_str())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The first of `names` that is set, by name.
+    fn first_set(&self, names: [&'static str; 4]) -> Option<&'static str> {
+        names.into_iter().find(|name| self.var_os(name).is_some())
+    }
+
+    /// The value of variable `name`, which may hold a password.
+    fn secret_value(&self, name: &str) -> Option<Secret> {
+        self.var_os(name)
+            .map(|value| Secret::new(value.to_string_lossy().into_owned()))
+    }
 }
 
-#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
-fn var(name: &str) -> Option<String> {
-    env::var(name).ok().filter(|value| !value.trim().is_empty())
-}
-
-#[allow(clippy::disallowed_methods)] // The one place that reads the environment.
-fn var_os(name: &str) -> Option<OsString> {
-    env::var_os(name).filter(|value| !value.is_empty())
-}
-
-fn cache_dir() -> Option<PathBuf> {
-    var_os(CACHE_DIR_VAR).map(PathBuf::from).or_else(|| {
+fn cache_dir(env: &Environment) -> Option<PathBuf> {
+    env.var_os(CACHE_DIR_VAR).map(PathBuf::from).or_else(|| {
         directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
             .map(|dirs| dirs.cache_dir().to_path_buf())
     })
 }
 
-fn config_dir() -> Option<PathBuf> {
-    var_os(CONFIG_DIR_VAR).map(PathBuf::from).or_else(|| {
+fn config_dir(env: &Environment) -> Option<PathBuf> {
+    env.var_os(CONFIG_DIR_VAR).map(PathBuf::from).or_else(|| {
         directories::ProjectDirs::from("", "", env!("CARGO_PKG_NAME"))
             .map(|dirs| dirs.config_dir().to_path_buf())
     })
@@ -388,10 +436,10 @@ fn home_dir() -> Option<PathBuf> {
 }
 
 impl AwsSettings {
-    fn from_env() -> AwsSettings {
+    fn from_env(env: &Environment) -> AwsSettings {
         let home = home_dir().unwrap_or_default();
         // As aws-config does: a leading `~/` in either variable is the home folder.
-        let file = |name: &str, default: &str| match var(name) {
+        let file = |name: &str, default: &str| match env.var(name) {
             Some(path) => match path.strip_prefix("~/") {
                 Some(rest) => home.join(rest),
                 None => PathBuf::from(path),
@@ -399,26 +447,26 @@ impl AwsSettings {
             None => home.join(".aws").join(default),
         };
         AwsSettings {
-            profile: var(AWS_PROFILE_VAR),
-            keys_in_env: var(AWS_ACCESS_KEY_ID_VAR).is_some()
-                && var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
+            profile: env.var(AWS_PROFILE_VAR),
+            keys_in_env: env.var(AWS_ACCESS_KEY_ID_VAR).is_some()
+                && env.var(AWS_SECRET_ACCESS_KEY_VAR).is_some(),
             config_file: file(AWS_CONFIG_FILE_VAR, "config"),
             credentials_file: file(AWS_SHARED_CREDENTIALS_FILE_VAR, "credentials"),
             region_var: ["AWS_REGION", "AWS_DEFAULT_REGION"]
                 .into_iter()
-                .find_map(|name| var(name).map(|value| (name, value))),
+                .find_map(|name| env.var(name).map(|value| (name, value))),
         }
     }
 }
 
-fn docker_config_dir() -> Option<PathBuf> {
-    var_os(DOCKER_CONFIG_VAR)
+fn docker_config_dir(env: &Environment) -> Option<PathBuf> {
+    env.var_os(DOCKER_CONFIG_VAR)
         .map(PathBuf::from)
         .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join(".docker")))
 }
 
-fn log_level() -> Result<Option<tracing::Level>> {
-    let Some(value) = var(LOG_VAR) else {
+fn log_level(env: &Environment) -> Result<Option<tracing::Level>> {
+    let Some(value) = env.var(LOG_VAR) else {
         return Ok(None);
     };
     match value.trim().to_ascii_lowercase().as_str() {
@@ -432,8 +480,8 @@ fn log_level() -> Result<Option<tracing::Level>> {
     }
 }
 
-fn seconds(name: &'static str, default: Duration, min: u64) -> Result<Duration> {
-    let Some(value) = var(name) else {
+fn seconds(env: &Environment, name: &'static str, default: Duration, min: u64) -> Result<Duration> {
+    let Some(value) = env.var(name) else {
         return Ok(default);
     };
     match value.trim().parse::<u64>() {
@@ -454,29 +502,32 @@ impl IdentitySource {
     /// Mirrors the order of the AWS default credential chain: keys in the environment win over
     /// a profile; otherwise the profile (default: `default`), with whatever else the chain could
     /// fall back to (web identity, container or instance credentials) folded into the key.
-    fn from_env() -> IdentitySource {
-        let endpoint = endpoint_url().unwrap_or_default();
-        if let (Some(key_id), Some(_)) =
-            (var(AWS_ACCESS_KEY_ID_VAR), var(AWS_SECRET_ACCESS_KEY_VAR))
-        {
+    fn from_env(env: &Environment) -> IdentitySource {
+        let endpoint = endpoint_url(env).unwrap_or_default();
+        if let (Some(key_id), Some(_)) = (
+            env.var(AWS_ACCESS_KEY_ID_VAR),
+            env.var(AWS_SECRET_ACCESS_KEY_VAR),
+        ) {
             return IdentitySource {
                 key: format!("env\n{key_id}\n{endpoint}"),
                 description: format!("{AWS_ACCESS_KEY_ID_VAR} {}", one_line(&key_id)),
             };
         }
-        let profile = var(AWS_PROFILE_VAR);
+        let profile = env.var(AWS_PROFILE_VAR);
         let description = match &profile {
             Some(name) => format!("profile '{}'", one_line(name)),
             None => "the default AWS profile".to_string(),
         };
         let parts = [
             profile.unwrap_or_else(|| DEFAULT_PROFILE.into()),
-            var(AWS_CONFIG_FILE_VAR).unwrap_or_default(),
-            var(AWS_SHARED_CREDENTIALS_FILE_VAR).unwrap_or_default(),
-            var("AWS_ROLE_ARN").unwrap_or_default(),
-            var("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default(),
-            var("AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap_or_default(),
-            var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").unwrap_or_default(),
+            env.var(AWS_CONFIG_FILE_VAR).unwrap_or_default(),
+            env.var(AWS_SHARED_CREDENTIALS_FILE_VAR).unwrap_or_default(),
+            env.var("AWS_ROLE_ARN").unwrap_or_default(),
+            env.var("AWS_WEB_IDENTITY_TOKEN_FILE").unwrap_or_default(),
+            env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                .unwrap_or_default(),
+            env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .unwrap_or_default(),
             endpoint,
         ];
         IdentitySource {
@@ -572,6 +623,30 @@ mod tests {
         assert_eq!(without_userinfo("https://host/a@b"), "https://host/a@b");
         assert_eq!(without_userinfo("user:pw@host"), "…@host");
         assert_eq!(without_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    #[cfg(unix)] // Non-UTF-8 values are built from bytes here.
+    fn blank_and_non_utf8_values_read_as_getenv_had_them() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Environment(vec![
+            ("BLANK".into(), " ".into()),
+            ("EMPTY".into(), "".into()),
+            ("BYTES".into(), OsString::from_vec(vec![0xff])),
+            ("SET".into(), " x ".into()),
+            ("SET".into(), "second".into()),
+        ]);
+        assert_eq!(env.var("BLANK"), None);
+        assert_eq!(env.var_os("BLANK"), Some(OsStr::new(" ")));
+        assert_eq!(env.var_os("EMPTY"), None);
+        assert_eq!(env.var("BYTES"), None);
+        assert!(env.var_os("BYTES").is_some());
+        assert_eq!(env.var("SET").as_deref(), Some(" x "));
+        assert_eq!(env.var("UNSET"), None);
+        assert_eq!(
+            env.first_set(["UNSET", "EMPTY", "BLANK", "SET"]),
+            Some("BLANK")
+        );
     }
 
     #[test]
